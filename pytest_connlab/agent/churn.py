@@ -1,0 +1,108 @@
+"""Client role 'churn': connect and close, one after another, until connect fails.
+
+The client closes first, so every closed connection leaves the client's port in
+TIME_WAIT: the count reached is the size of the ephemeral pool that is free.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+
+from . import proto
+from .connect import open_connection
+from .errnames import error_fields
+
+TRANSIENT = (errno.EINTR, errno.EAGAIN)
+
+
+def churn(target: tuple[str, int], source: str | None, count: int, deadline_s: float,
+          timeout: float, port_pool: str, workers: int = 1) -> None:
+    """Churn in ``workers`` processes that share one port pool; report the sum and how it ended.
+
+    Once half of a large range is in TIME_WAIT, every Linux connect() walks the
+    used half of the range first (port parity), so one process may not exhaust
+    28K ports before the first TIME_WAIT entries expire; more cores help.
+    """
+    start = time.monotonic()
+    if workers <= 1:
+        result = _churn_one(target, source, count, deadline_s, timeout, port_pool)
+    else:
+        result = _merge(_forked([lambda n=n: _churn_one(target, source, n, deadline_s, timeout, port_pool)
+                                 for n in _split(count, workers)]))
+    result["elapsed_s"] = round(time.monotonic() - start, 4)
+    result["workers"] = max(1, workers)
+    proto.emit("result", **result)
+
+
+def _split(count: int, parts: int) -> list[int]:
+    base, rest = divmod(count, parts)
+    return [base + (1 if i < rest else 0) for i in range(parts)]
+
+
+def _forked(jobs: list) -> list[dict[str, object]]:
+    """Run each job in a forked child; collect the JSON each writes to its pipe."""
+    pipes = []
+    for job in jobs:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            try:
+                os.write(w, json.dumps(job()).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        pipes.append((pid, r))
+    results = []
+    for pid, r in pipes:
+        chunks = []
+        while chunk := os.read(r, 65536):
+            chunks.append(chunk)
+        os.close(r)
+        os.waitpid(pid, 0)
+        results.append(json.loads(b"".join(chunks) or b"{}"))
+    return results
+
+
+def _merge(results: list[dict[str, object]]) -> dict[str, object]:
+    """Sum the successes; the first error (by worker) is the error of the whole."""
+    errors = [r["error"] for r in results if r.get("error")]
+    return {"succeeded": sum(int(r.get("succeeded", 0)) for r in results),  # type: ignore[call-overload]
+            "error": errors[0] if errors else None,
+            "error_confirmed": all(r.get("error_confirmed") for r in results if r.get("error")) and bool(errors),
+            "stopped_by": "error" if len(errors) == len(results) else
+            ("deadline" if any(r.get("stopped_by") == "deadline" for r in results) else "count"),
+            "per_worker": [r.get("succeeded") for r in results]}
+
+
+def _churn_one(target: tuple[str, int], source: str | None, count: int, deadline_s: float,
+               timeout: float, port_pool: str) -> dict[str, object]:
+    """One process: open and close until an error, the count, or the deadline."""
+    start = time.monotonic()
+    succeeded = 0
+    error: dict[str, object] | None = None
+    confirmed = False
+    while succeeded < count and time.monotonic() - start < deadline_s:
+        try:
+            open_connection(target, source, timeout, port_pool).close()
+        except OSError as exc:
+            if exc.errno in TRANSIENT:
+                continue
+            error = error_fields(exc)
+            confirmed = _fails_again(target, source, timeout, port_pool, exc.errno)
+            break
+        succeeded += 1
+    stopped_by = "error" if error else ("count" if succeeded >= count else "deadline")
+    return {"succeeded": succeeded, "error": error, "error_confirmed": confirmed, "stopped_by": stopped_by}
+
+
+def _fails_again(target: tuple[str, int], source: str | None, timeout: float,
+                 port_pool: str, first_errno: int | None) -> bool:
+    """One retry, so a report can say the error was persistent and not a blip."""
+    try:
+        open_connection(target, source, timeout, port_pool).close()
+    except OSError as exc:
+        return exc.errno == first_errno or first_errno is None
+    return False

@@ -1,0 +1,86 @@
+"""Observer role: TCP socket states and kernel counters of the host's network namespace."""
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+# include/net/tcp_states.h
+TCP_STATES = {
+    1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+    6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN", 11: "CLOSING",
+}
+
+
+def _tcp_rows(path: str) -> list[list[str]]:
+    """Rows of /proc/net/tcp or tcp6 (missing file: no rows)."""
+    try:
+        with open(path) as f:
+            return [line.split() for line in f.readlines()[1:]]
+    except FileNotFoundError:
+        return []
+
+
+def socket_states(port: int | None = None) -> dict[str, object]:
+    """Count sockets by TCP state; with ``port``, split by local/remote port and read the
+    listener's accept queue (for a LISTEN socket the rx_queue column is sk_ack_backlog)."""
+    states: Counter[str] = Counter()
+    local: Counter[str] = Counter()
+    remote: Counter[str] = Counter()
+    accept_queue: int | None = None
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in _tcp_rows(path):
+            state = TCP_STATES.get(int(row[3], 16), row[3])
+            states[state] += 1
+            if port is None:
+                continue
+            lport = int(row[1].rsplit(":", 1)[1], 16)
+            rport = int(row[2].rsplit(":", 1)[1], 16)
+            if lport == port:
+                local[state] += 1
+                if state == "LISTEN":
+                    accept_queue = int(row[4].split(":")[1], 16)
+            if rport == port:
+                remote[state] += 1
+    return {"all": dict(states), "local_port": dict(local), "remote_port": dict(remote),
+            "accept_queue": accept_queue}
+
+
+def _paired_counters(path: str) -> dict[str, int]:
+    """Parse /proc/net/netstat or /proc/net/snmp: header line, value line, per prefix."""
+    out: dict[str, int] = {}
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return out
+    for head, values in zip(lines[0::2], lines[1::2]):
+        prefix, names = head.split(":", 1)
+        _, nums = values.split(":", 1)
+        for name, num in zip(names.split(), nums.split()):
+            try:
+                out[f"{prefix}{name}"] = int(num)
+            except ValueError:
+                continue
+    return out
+
+
+def counters() -> dict[str, int]:
+    """TcpExt*, IpExt*, Tcp*, Ip* ... counters of this namespace."""
+    merged = _paired_counters("/proc/net/netstat")
+    merged.update(_paired_counters("/proc/net/snmp"))
+    return merged
+
+
+def conntrack_count() -> int | None:
+    """Entries in this namespace's conntrack table, when conntrack is loaded."""
+    try:
+        with open("/proc/sys/net/netfilter/nf_conntrack_count") as f:
+            return int(f.read())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def observe(port: int | None) -> dict[str, object]:
+    """Everything the observer reads, in one snapshot."""
+    return {"sockets": socket_states(port), "counters": counters(),
+            "conntrack_count": conntrack_count(), "pid": os.getpid()}

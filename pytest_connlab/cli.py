@@ -1,0 +1,97 @@
+"""``connlab``: list and show profiles, sweep what dead runs left, remove a kept lab."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import reaper
+from .catalog import LIMITS
+from .emulation import rule_for
+from .profiles import Profile, ProfileError, discover
+
+
+def _profiles(dirs: list[str]) -> dict[str, Profile]:
+    return discover([Path(d) for d in dirs])
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    profiles = _profiles(args.labs)
+    width = max(len(n) for n in profiles)
+    for name, profile in sorted(profiles.items()):
+        print(f"{name:<{width}}  {profile.title}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    profiles = _profiles(args.labs)
+    if args.name not in profiles:
+        print(f"connlab: unknown lab {args.name!r}; known: {', '.join(sorted(profiles))}", file=sys.stderr)
+        return 2
+    p = profiles[args.name]
+    print(f"{p.name}: {p.title} ({p.os})  [{p.path}]")
+    if p.description:
+        print(f"  {p.description}")
+    print("settings:")
+    for s in p.settings:
+        rule = rule_for(s.key)
+        how = f"{rule.linux}  [{rule.fidelity}]" if rule else "set as is  [exact]"
+        print(f"  {s.key} = {s.value}  ({s.source})\n      linux: {how}")
+        if rule:
+            print(f"      why: {rule.reason}")
+    for pin in p.linux:
+        print(f"  linux pin {pin.key} = {pin.value}: {pin.source}")
+    print("expect:")
+    for limit, e in p.expect.items():
+        value = "unlimited" if e.value is None else e.value
+        ended = f", ended by {e.ended_by}" if e.ended_by else ""
+        print(f"  {limit}: {value}{ended}  ({e.source}) - {LIMITS[limit]}")
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    removed = reaper.sweep(dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for run_id, names in removed.items():
+        print(f"run {run_id}: {verb} {len(names)} namespaces: {' '.join(names)}")
+    if not removed:
+        print("nothing left by a dead run")
+    for kept in sorted(reaper.kept_labs()):
+        print(f"kept lab {kept} stays; remove it with: connlab down {kept}")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    names = reaper.remove_lab(args.lab)
+    print(f"removed {len(names)} namespaces of {args.lab}" if names else f"no namespaces of {args.lab}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="connlab", description="connection-limit labs")
+    parser.add_argument("--labs", action="append", default=[], metavar="DIR",
+                        help="a folder of your own profiles (may repeat)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="the lab profiles with their titles").set_defaults(func=cmd_list)
+    show = sub.add_parser("show", help="a profile's settings, their Linux emulation and fidelity")
+    show.add_argument("name")
+    show.set_defaults(func=cmd_show)
+    clean = sub.add_parser("clean", help="remove what dead runs left (never a live run's labs)")
+    clean.add_argument("--dry-run", action="store_true")
+    clean.set_defaults(func=cmd_clean)
+    down = sub.add_parser("down", help="remove a lab kept by --lab-keep")
+    down.add_argument("lab")
+    down.set_defaults(func=cmd_down)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ProfileError as exc:
+        print(f"connlab: {exc}", file=sys.stderr)
+        return 2
+    except PermissionError as exc:
+        print(f"connlab: {exc.filename}: permission denied (run as root)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""The session's lab factory: run id, address slice, and every lab it built until teardown."""
+from __future__ import annotations
+
+import itertools
+from ipaddress import IPv4Network
+
+from .addressing import SubnetAllocator
+from .lab import Lab
+from .profiles import Profile
+from .providers.base import Provider
+from .reaper import KEEP_DIR, NAME_PREFIX
+from .topology import TopologyRequest, plan
+
+
+class LabFactory:
+    """Builds labs for one pytest process (the controller, or one xdist worker)."""
+
+    def __init__(self, provider: Provider, run_id: str, worker: str, slice_: IPv4Network) -> None:
+        self.provider = provider
+        self.run_id = run_id
+        self.worker = worker
+        self.allocator = SubnetAllocator(slice_)
+        self._seq = itertools.count(1)
+        self.live: list[Lab] = []
+
+    def build(self, profile: Profile, request: TopologyRequest) -> Lab:
+        """Realise a topology, apply the profile; on any failure remove what was made."""
+        self.provider.check()
+        topology = plan(request, self.allocator)
+        name = f"{NAME_PREFIX}-{self.run_id}-{self.worker}-{next(self._seq)}"
+        try:
+            hosts = self.provider.realise(topology, name)
+        except BaseException:
+            self._release(topology.segments.values())
+            raise
+        lab = Lab(name, self.run_id, profile, self.provider, topology, hosts)
+        self.live.append(lab)
+        try:
+            lab.apply(profile.knobs())
+        except BaseException:
+            self.destroy(lab)
+            raise
+        return lab
+
+    def _release(self, subnets: "object") -> None:
+        for subnet in list(subnets):  # type: ignore[call-overload]
+            self.allocator.release(subnet)
+
+    def destroy(self, lab: Lab) -> list[str]:
+        """Tear one lab down and give its addresses back."""
+        if lab in self.live:
+            self.live.remove(lab)
+        try:
+            return lab.teardown()
+        finally:
+            self._release(lab.topology.segments.values())
+
+    def keep(self, lab: Lab) -> list[str]:
+        """Leave a lab standing for inspection; the sweep spares it until `connlab down`."""
+        if lab in self.live:
+            self.live.remove(lab)
+        lab.stop_agents()
+        KEEP_DIR.mkdir(parents=True, exist_ok=True)
+        (KEEP_DIR / lab.name).write_text(lab.profile.name + "\n")
+        return lab.describe_access()
+
+    def close(self) -> list[str]:
+        """Tear down every lab still standing (end of session, Ctrl-C included)."""
+        problems: list[str] = []
+        while self.live:
+            problems += self.destroy(self.live[-1])
+        return problems

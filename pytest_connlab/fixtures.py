@@ -1,0 +1,53 @@
+"""Fixtures: ``lab_profile`` (parametrized by --lab), ``lab_factory`` (session), ``lab`` (one test)."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from .factory import LabFactory
+from .lab import Lab
+from .markers import profile_for, topology_of
+from .profiles import Profile
+from .providers import ProviderUnavailable
+from .state import CALL_REPORT_KEY, OBSERVATIONS_KEY, STATE_KEY
+
+
+@pytest.fixture
+def lab_profile(request: pytest.FixtureRequest) -> Profile:
+    """The lab profile this test runs on (one parameter per --lab name)."""
+    state = request.config.stash[STATE_KEY]
+    name = getattr(request, "param", state.selected[0])
+    return profile_for(request.node, state.profiles[name])
+
+
+@pytest.fixture(scope="session")
+def lab_factory(request: pytest.FixtureRequest) -> Iterator[LabFactory]:
+    """Builds labs for this session and tears down any still standing at its end."""
+    state = request.config.stash[STATE_KEY]
+    factory = state.get_factory()
+    yield factory
+    state.problems += factory.close()
+
+
+def _failed(item: pytest.Item) -> bool:
+    report = item.stash.get(CALL_REPORT_KEY, None)
+    return report is not None and report.failed
+
+
+@pytest.fixture
+def lab(request: pytest.FixtureRequest, lab_factory: LabFactory, lab_profile: Profile) -> Iterator[Lab]:
+    """A fresh lab for this test: hosts per its topology marker, settings per its profile."""
+    state = request.config.stash[STATE_KEY]
+    try:
+        built = lab_factory.build(lab_profile, topology_of(request.node))
+    except ProviderUnavailable as exc:
+        pytest.skip(str(exc))
+    request.node.stash[OBSERVATIONS_KEY] = built.observations
+    yield built
+    if state.keep and _failed(request.node):
+        access = lab_factory.keep(built)
+        state.kept.append(f"{built.name} (kept for {request.node.nodeid})\n    " + "\n    ".join(access)
+                          + f"\n    remove with: connlab down {built.name}")
+    else:
+        state.problems += lab_factory.destroy(built)

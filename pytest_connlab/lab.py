@@ -1,0 +1,155 @@
+"""A realised lab: its hosts, the settings applied to them (an undo stack), and teardown."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .emulation import Knobs
+from .labhost import LabHost, LabSetupError
+from .observation import Observation
+from .profiles import Profile
+from .providers.agentproc import AgentProcess
+from .providers.base import Host, Provider, ProviderUnavailable
+from .topology import Topology
+
+
+@dataclass
+class Target:
+    """A listening server in the lab: where clients connect, and the process behind it."""
+
+    host: LabHost
+    address: str
+    port: int
+    process: AgentProcess | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.address}:{self.port}"
+
+    def stop(self) -> dict[str, Any]:
+        """Stop the server; return its final stats when it is the agent's server."""
+        if self.process is None:
+            return {}
+        self.process.release()
+        try:
+            stats = self.process.expect("stats", timeout=15)
+        finally:
+            self.process.stop()
+        return stats
+
+
+class Lab:
+    """Hosts made by a provider from a topology, with a profile's settings applied."""
+
+    def __init__(self, name: str, run_id: str, profile: Profile, provider: Provider,
+                 topology: Topology, hosts: list[Host]) -> None:
+        self.name = name
+        self.run_id = run_id
+        self.profile = profile
+        self.provider = provider
+        self.topology = topology
+        self._raw_hosts = hosts
+        self.agents: list[AgentProcess] = []
+        self.hosts = {h.spec.name: LabHost(h, self.agents) for h in hosts}
+        self.server = self.hosts["server"]
+        self.clients = [h for h in self.hosts.values() if h.role == "client"]
+        self.observations: list[Observation] = []
+        self.conditions: dict[str, str] = {}
+        self._undo: list[tuple[str, Callable[[], None]]] = []
+        from .probes import Probes
+        self.probe = Probes(self)
+
+    @property
+    def nft_table(self) -> str:
+        return f"connlab_{self.run_id}"
+
+    def hosts_for(self, role: str) -> list[LabHost]:
+        return list(self.hosts.values()) if role == "all" else \
+            [h for h in self.hosts.values() if h.role == role]
+
+    def apply(self, knobs: Knobs) -> None:
+        """Apply sysctls (all hosts at once) then nft rules, each pushed on the undo stack."""
+        per_host: dict[str, dict[str, str]] = {}
+        for role in ("all", "server", "client"):
+            for host in self.hosts_for(role):
+                per_host.setdefault(host.name, {}).update(knobs.sysctls.get(role, {}))
+        self.set_many({name: v for name, v in per_host.items() if v})
+        for role, fragments in knobs.nft.items():
+            for host in self.hosts_for(role):
+                self.load_nft(host, fragments)
+
+    def set_many(self, values_by_host: dict[str, dict[str, str]]) -> None:
+        """Set sysctls on several hosts at once; each host's previous values go on the undo stack."""
+        started = [(self.hosts[name], self.hosts[name].start_sysctls(values))
+                   for name, values in values_by_host.items()]
+        failure = None
+        for host, proc in started:
+            try:
+                previous = host.finish_sysctls(proc)
+            except LabSetupError as exc:
+                failure = failure or LabSetupError(f"profile {self.profile.path}: {exc}")
+                continue
+            self._undo.append((f"sysctls on {host.name}",
+                               lambda h=host, p=previous: h.set_sysctls(p) and None))
+        if failure:
+            raise failure
+
+    def set_sysctls(self, host: LabHost, values: dict[str, str]) -> None:
+        """Set sysctls on one host; the undo stack restores the previous values."""
+        self.set_many({host.name: values})
+
+    def load_nft(self, host: LabHost, fragments: list[str]) -> None:
+        """Load rules into this lab's own nft table on one host; teardown deletes the table."""
+        if shutil.which("nft") is None:
+            raise ProviderUnavailable(f"connlab: profile {self.profile.name} needs nftables "
+                                      "(the nft command): apt-get install nftables")
+        script = f"table inet {self.nft_table} {{\n" + "\n".join(fragments) + "\n}\n"
+        result = host.run(["nft", "-f", "-"], input=script.encode())
+        if result.returncode != 0:
+            raise LabSetupError(f"profile {self.profile.path}: nft on {host.name}: "
+                                f"{result.stderr.decode(errors='replace').strip()}")
+        self._undo.append((f"nft table on {host.name}",
+                           lambda: host.run(["nft", "delete", "table", "inet", self.nft_table])
+                           and None))
+
+    def pin(self, role: str, values: dict[str, str], why: str) -> None:
+        """A probe's measurement condition: set sysctls the profile leaves open, and say so."""
+        settable = {k: v for k, v in values.items() if k not in self.profile.knobs().sysctls.get("all", {})}
+        self.set_many({h.name: settable for h in self.hosts_for(role)} if settable else {})
+        for key, value in settable.items():
+            self.conditions[f"{role}:{key}"] = f"{value} ({why})"
+
+    def record(self, observation: Observation) -> Observation:
+        """Keep an observation for the report; returns it for chaining."""
+        observation.conditions = {**self.conditions, **observation.conditions}
+        self.observations.append(observation)
+        return observation
+
+    def stop_agents(self) -> None:
+        while self.agents:
+            self.agents.pop().stop(timeout=5)
+
+    def restore(self) -> list[str]:
+        """Undo every setting, newest first; return the problems met (undo goes on regardless)."""
+        problems = []
+        while self._undo:
+            what, undo = self._undo.pop()
+            try:
+                undo()
+            except Exception as exc:  # teardown goes on; the problem is reported
+                problems.append(f"undo {what}: {exc}")
+        return problems
+
+    def teardown(self) -> list[str]:
+        """Stop agents, restore settings (unless the hosts are disposable), remove hosts."""
+        self.stop_agents()
+        problems = [] if self.provider.disposable_hosts else self.restore()
+        self._undo.clear()
+        self.provider.destroy(self._raw_hosts)
+        return problems
+
+    def describe_access(self) -> list[str]:
+        """Commands that enter each host (for --lab-keep)."""
+        return [f"{h.name}: {self.provider.describe_access(h.host)}" for h in self.hosts.values()]

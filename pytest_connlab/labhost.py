@@ -1,0 +1,96 @@
+"""A lab host as probes see it: run a command, start the agent, read and set sysctls."""
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any, Sequence
+
+from .providers.agentproc import AgentError, AgentProcess
+from .providers.base import Host, run, start_agent
+
+
+class LabSetupError(Exception):
+    """A setting could not be applied; the message names the host, key and profile."""
+
+
+class LabHost:
+    """One realised host of a lab."""
+
+    def __init__(self, host: Host, tracker: list[AgentProcess]) -> None:
+        self.host = host
+        self._tracker = tracker
+
+    @property
+    def name(self) -> str:
+        return self.host.spec.name
+
+    @property
+    def role(self) -> str:
+        return self.host.spec.role
+
+    @property
+    def address(self) -> str:
+        """The primary IPv4 address."""
+        return self.host.spec.address
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return self.host.spec.addresses
+
+    def run(self, argv: Sequence[str], input: bytes | None = None,
+            timeout: float = 60.0) -> subprocess.CompletedProcess[bytes]:
+        """Run a command inside the host and wait for it."""
+        return run(self.host, argv, input=input, timeout=timeout)
+
+    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        return self.host.popen(argv, **kwargs)
+
+    def agent(self, *args: str) -> AgentProcess:
+        """Start an agent role; the lab stops it at teardown if the probe did not."""
+        proc = start_agent(self.host, list(args))
+        self._tracker.append(proc)
+        return proc
+
+    def agent_once(self, *args: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Run a one-shot agent role and return its single event."""
+        proc = self.agent(*args)
+        try:
+            return proc.next_event(timeout)
+        finally:
+            proc.stop()
+
+    def sysctls(self, keys: Sequence[str]) -> dict[str, str | None]:
+        """Current values of ``keys`` in this host (None where the key does not exist)."""
+        return dict(self.agent_once("sysctl", "--get", *keys)["values"])
+
+    def set_sysctls(self, values: dict[str, str]) -> dict[str, str]:
+        """Set sysctls; return the previous values. LabSetupError names a key that failed."""
+        return self.finish_sysctls(self.start_sysctls(values))
+
+    def start_sysctls(self, values: dict[str, str]) -> AgentProcess:
+        """Begin setting sysctls (so many hosts can be set at once); see finish_sysctls."""
+        return self.agent("sysctl", "--set", json.dumps(values))
+
+    def finish_sysctls(self, proc: AgentProcess) -> dict[str, str]:
+        """Wait for start_sysctls; on error restore what was set and raise LabSetupError."""
+        try:
+            event = proc.next_event(30)
+        finally:
+            proc.stop()
+        if event.get("error"):
+            err = event["error"]
+            if event["previous"]:
+                self.agent_once("sysctl", "--set", json.dumps(event["previous"]))
+            raise LabSetupError(f"{self.name}: sysctl {err['key']}: {err['message']}")
+        return dict(event["previous"])
+
+    def observe(self, port: int | None = None) -> dict[str, Any]:
+        """Socket states and kernel counters of this host, now."""
+        args = ["observe"] + (["--port", str(port)] if port is not None else [])
+        return self.agent_once(*args)
+
+    def __repr__(self) -> str:
+        return f"LabHost({self.host.label})"
+
+
+__all__ = ["AgentError", "LabHost", "LabSetupError"]

@@ -1,0 +1,204 @@
+"""pytest-connlab's pytest plugin: options, ini keys, markers, hooks. Registered via pytest11."""
+from __future__ import annotations
+
+import os
+import signal
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any, Generator
+
+import pytest
+
+from . import reaper
+from .addressing import worker_slice
+from .fixtures import lab, lab_factory, lab_profile  # noqa: F401  (fixtures are registered here)
+from .markers import MARKERS, limit_of, profile_for, topology_of
+from .observation import Observation
+from .profiles import ProfileError, discover
+from .providers import PROVIDERS, ProviderUnavailable, get_provider
+from .report import jsonfile, table
+from .state import CALL_REPORT_KEY, OBSERVATIONS_KEY, STATE_KEY, USER_PROPERTY, ConnlabState
+
+DEFAULT_LAB = "linux-default"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("connlab", "connection-limit labs (pytest-connlab)")
+    group.addoption("--lab", dest="connlab_lab", metavar="NAME[,NAME]|all", default=None,
+                    help=f"lab profile(s) to run lab tests on (default: {DEFAULT_LAB}); 'all' for every profile")
+    group.addoption("--lab-provider", dest="connlab_provider", metavar="NAME", default=None,
+                    help=f"how lab hosts are made: {', '.join(PROVIDERS)} (default: ini connlab_provider or netns)")
+    group.addoption("--lab-keep", dest="connlab_keep", action="store_true",
+                    help="keep the lab of a failed test for inspection; print how to enter and remove it")
+    group.addoption("--lab-json", dest="connlab_json", metavar="PATH", default=None,
+                    help="write every observation of the run to PATH as JSON")
+    parser.addini("connlab_labs", type="paths", default=[],
+                  help="folders with your own lab profiles (*.yaml); they shadow shipped ones of the same name")
+    parser.addini("connlab_provider", default="netns", help="default --lab-provider")
+
+
+def _selected(option: str | None, names: list[str]) -> list[str]:
+    if option is None:
+        return [DEFAULT_LAB]
+    wanted = [n.strip() for n in option.split(",") if n.strip()]
+    if wanted == ["all"]:
+        return names
+    unknown = [n for n in wanted if n not in names]
+    if unknown or not wanted:
+        raise pytest.UsageError(f"--lab: unknown lab {', '.join(unknown) or repr(option)}; "
+                                f"known: {', '.join(names)}, or all")
+    return wanted
+
+
+def _make_state(config: pytest.Config) -> ConnlabState:
+    try:
+        profiles = discover([Path(p) for p in config.getini("connlab_labs")])
+    except ProfileError as exc:
+        raise pytest.UsageError(f"connlab: {exc}") from None
+    provider = config.getoption("connlab_provider") or config.getini("connlab_provider")
+    if provider not in PROVIDERS:
+        raise pytest.UsageError(f"--lab-provider: unknown provider {provider!r}; known: {', '.join(PROVIDERS)}")
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput and "connlab_run_id" in workerinput:
+        run_id, worker = workerinput["connlab_run_id"], workerinput["workerid"]
+        slice_ = IPv4Network(workerinput["connlab_slice"])
+    else:
+        run_id, worker, slice_ = reaper.new_run_id(), "main", worker_slice(0, 1)
+    return ConnlabState(run_id=run_id, worker=worker, slice=slice_, profiles=profiles,
+                        selected=_selected(config.getoption("connlab_lab"), sorted(profiles)),
+                        provider_name=provider, keep=config.getoption("connlab_keep"),
+                        json_path=config.getoption("connlab_json"))
+
+
+class ResultCollector:
+    """Gathers observations from call reports, the workers' included (they ride in user_properties)."""
+
+    def __init__(self, state: ConnlabState) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        for name, value in report.user_properties:
+            if name == USER_PROPERTY:
+                self.state.results.append(dict(value, test=report.nodeid))
+
+
+class XdistHooks:
+    """Ships the run id and each worker's address slice to the workers."""
+
+    def __init__(self, state: ConnlabState) -> None:
+        self.state = state
+
+    def pytest_configure_node(self, node: Any) -> None:
+        index = int(str(node.workerinput["workerid"]).lstrip("gw"))
+        node.workerinput["connlab_run_id"] = self.state.run_id
+        node.workerinput["connlab_slice"] = str(worker_slice(index, int(node.workerinput["workercount"])))
+
+
+class TerminateAsInterrupt:
+    """SIGTERM handler: in pytest's own process, raise KeyboardInterrupt so labs are torn down
+    as on Ctrl-C. A forked child (pyroute2 forks helpers and stops them with SIGTERM) inherits
+    the handler; there it must die as by default, never unwind into a copy of pytest."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if os.getpid() != self.pid:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            os._exit(128 + signum)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    state = _make_state(config)
+    config.stash[STATE_KEY] = state
+    if os.geteuid() == 0:
+        state.lock = reaper.RunLock(state.run_id).acquire()
+        if state.worker == "main":
+            reaper.sweep()
+    config.pluginmanager.register(ResultCollector(state), "connlab-results")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(state), "connlab-xdist")
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, TerminateAsInterrupt())  # teardown runs as on Ctrl-C
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE_KEY, None)
+    if state is None:
+        return
+    if state.factory is not None:
+        state.factory.close()
+    if state.lock is not None:
+        state.lock.release()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "lab_profile" in metafunc.fixturenames:
+        selected = metafunc.config.stash[STATE_KEY].selected
+        metafunc.parametrize("lab_profile", selected, indirect=True, ids=selected)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = config.stash[STATE_KEY]
+    lab_items = [i for i in items if "lab_profile" in getattr(i, "fixturenames", ())]
+    for item in lab_items:
+        topology_of(item)
+        limit_of(item)
+        callspec = getattr(item, "callspec", None)
+        profile_for(item, state.profiles[callspec.params["lab_profile"] if callspec else state.selected[0]])
+    if lab_items and any("lab" in i.fixturenames for i in lab_items):
+        try:
+            get_provider(state.provider_name).check()
+        except ProviderUnavailable as exc:
+            state.unavailable = str(exc)
+            for item in lab_items:
+                if "lab" in item.fixturenames:
+                    item.add_marker(pytest.mark.skip(reason=str(exc)))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_REPORT_KEY] = report
+        observations: list[Observation] = item.stash.get(OBSERVATIONS_KEY, [])
+        for obs in observations:
+            report.user_properties.append((USER_PROPERTY, obs.to_json()))
+    return report
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash[STATE_KEY]
+    lines = []
+    for name in state.selected:
+        profile = state.profiles[name]
+        how = "emulated" if profile.os == "windows" else "native"
+        lines.append(f'connlab: lab {name} "{profile.title}" on provider {state.provider_name} ({how})')
+    lines.append(f"connlab: run {state.run_id}, lab addresses from {state.slice}")
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash[STATE_KEY]
+    tr = terminalreporter
+    if state.results:
+        tr.write_sep("=", "connlab results")
+        for line in table.render(state.results) + table.notes(state.results):
+            tr.write_line(line)
+    for kept in state.kept:
+        tr.write_line(f"connlab: kept lab {kept}")
+    for problem in state.problems:
+        tr.write_line(f"connlab: teardown problem: {problem}", yellow=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash.get(STATE_KEY, None)
+    if state is None or hasattr(session.config, "workerinput") or not state.json_path:
+        return
+    jsonfile.write(Path(state.json_path), state.run_id, state.results)

@@ -1,0 +1,65 @@
+"""What every probe does: start the agent's server, resolve the expectation, build the Observation."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from ..errnos import linux_names_for
+from ..observation import Observation
+
+if TYPE_CHECKING:
+    from ..lab import Lab, Target
+
+
+@dataclass(frozen=True)
+class LabExpectation:
+    """What the lab should show for a limit, and what the documents say."""
+
+    value: int | None
+    ended_by: tuple[str, ...]
+    documented: int | None
+    documented_ended_by: str | None
+    source: str
+
+
+def start_agent_server(lab: "Lab", mode: str, backlog: int = 4096, port: int = 0) -> "Target":
+    """Run the agent's server on the lab's server host and wait until it listens."""
+    from ..lab import Target
+    proc = lab.server.agent("server", "--port", str(port), "--backlog", str(backlog),
+                            "--mode", mode, "--max-seconds", "900")
+    ready = proc.expect("ready", timeout=15)
+    return Target(lab.server, lab.server.address, int(ready["port"]), proc, ready)
+
+
+def expectation(lab: "Lab", limit: str, derived: tuple[int | None, str],
+                to_lab: Callable[[int], int] = lambda v: v,
+                default_endings: tuple[str, ...] = (),
+                lab_endings: tuple[str, ...] | None = None) -> LabExpectation:
+    """The profile's documented expectation turned into what a Linux lab shows; when the
+    profile states none, the value the lab's own settings imply (``derived``)."""
+    documented = lab.profile.expect.get(limit)
+    if documented is None:
+        value, how = derived
+        return LabExpectation(value, lab_endings or default_endings, None, None, f"derived: {how}")
+    value = None if documented.value is None else to_lab(documented.value)
+    endings = lab_endings
+    if endings is None:
+        endings = tuple(sorted(linux_names_for(documented.ended_by))) if documented.ended_by \
+            else default_endings
+    source = f"profile {lab.profile.name}: {documented.source}"
+    if value is not None and value != documented.value:
+        source += f" ({documented.value} documented -> {value} on a Linux kernel)"
+    return LabExpectation(value, endings, documented.value, documented.ended_by, source)
+
+
+def observation(lab: "Lab", limit: str, exp: LabExpectation, observed: int, ended_by: str,
+                bound: int, duration_s: float, **extra: object) -> Observation:
+    """An Observation carrying the profile's fidelity for ``limit``; recorded on the lab."""
+    fidelity, reason = lab.profile.fidelity_for(limit)
+    obs = Observation(limit=limit, profile=lab.profile.name, provider=lab.provider.name,
+                      observed=observed, expected=exp.value, ended_by=ended_by,
+                      expected_ended_by=exp.ended_by, documented=exp.documented,
+                      documented_ended_by=exp.documented_ended_by,
+                      expectation_from=exp.source, fidelity=fidelity, fidelity_reason=reason,
+                      duration_s=round(duration_s, 3), bound=bound, **extra)  # type: ignore[arg-type]
+    return lab.record(obs)

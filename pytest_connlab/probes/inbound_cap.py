@@ -1,0 +1,71 @@
+"""inbound_cap: how many client computers (hosts) a server serves at once.
+
+Each client host connects in turn and holds its connection; a host that got in
+then opens more, to show the cap counts computers, not sockets (KB314882).
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..observation import NO_ERROR, Observation
+from ..providers.agentproc import AgentProcess
+from .common import expectation, observation, start_agent_server
+
+if TYPE_CHECKING:
+    from ..lab import Lab, LabHost, Target
+
+LIMIT = "inbound_cap"
+
+
+def _connect(host: "LabHost", target: "Target", count: int, timeout: float
+             ) -> tuple[AgentProcess, dict[str, Any]]:
+    proc = host.agent("open", "--target", target.endpoint, "--sources", host.address,
+                      "--count", str(count), "--timeout", str(timeout), "--deadline", "60",
+                      "--hold", "300", "--keep-going")
+    return proc, proc.expect("opened", timeout=timeout * count + 30)
+
+
+def _admitted_in_set(lab: "Lab") -> int | None:
+    """Elements of the emulation's nft set on the server, when the profile uses one."""
+    result = lab.server.run(["nft", "-j", "list", "set", "inet", lab.nft_table, "inbound_computers"])
+    if result.returncode != 0:
+        return None
+    for item in json.loads(result.stdout).get("nftables", []):
+        if "set" in item:
+            return len(item["set"].get("elem", []))
+    return None
+
+
+def run(lab: "Lab", more_per_admitted: int = 2, connect_timeout: float = 2.0) -> Observation:
+    """Connect from every client host; count the hosts served."""
+    computers = len(lab.clients)
+    exp = expectation(lab, LIMIT, (None, "no inbound cap in this profile's settings"),
+                      lab_endings=None, default_endings=("ECONNREFUSED",))
+    if exp.value is None:
+        exp = type(exp)(None, (), exp.documented, exp.documented_ended_by, exp.source)
+    server = start_agent_server(lab, "hold")
+    start = time.monotonic()
+    outcomes, holders, first_error = [], [], None
+    for host in lab.clients:
+        proc, opened = _connect(host, server, 1, connect_timeout)
+        holders.append(proc)
+        served = opened["established"] == 1
+        error = opened["errors"][0]["name"] if opened["errors"] else None
+        first_error = first_error or error
+        outcomes.append({"computer": host.address, "served": served, "error": error})
+    for host, outcome in zip(lab.clients, outcomes):
+        if outcome["served"] and more_per_admitted:
+            proc, opened = _connect(host, server, more_per_admitted, connect_timeout)
+            holders.append(proc)
+            outcome["more_opened"] = opened["established"]
+    duration = time.monotonic() - start
+    for proc in holders:
+        proc.stop()
+    stats = server.stop()
+    served = sum(1 for o in outcomes if o["served"])
+    evidence = {"computers_tried": computers, "outcomes": outcomes,
+                "server_accepted": stats.get("accepted"), "admitted_in_nft_set": _admitted_in_set(lab)}
+    return observation(lab, LIMIT, exp, observed=served, ended_by=first_error or NO_ERROR,
+                       bound=computers, duration_s=duration, evidence=evidence)

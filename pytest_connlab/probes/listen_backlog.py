@@ -1,0 +1,59 @@
+"""listen_backlog: a listener that never accepts; count the handshakes that complete.
+
+Linux admits backlog+1 connections to the accept queue (sk_acceptq_is_full uses
+>), with backlog = min(listen() argument, net.core.somaxconn), then drops every
+further SYN without a word: the client retransmits and times out. Windows
+refuses (WSAECONNREFUSED). The count is read on the server (the listener's
+accept-queue depth), where a client-side count could lie.
+"""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ..observation import NO_ERROR, Observation, counter_delta
+from .common import expectation, observation, start_agent_server
+
+if TYPE_CHECKING:
+    from ..lab import Lab
+
+LIMIT = "listen_backlog"
+APP_BACKLOG = 65535  # what a server asking for "as many as allowed" (SOMAXCONN) passes
+COUNTERS = ("TcpExtListenOverflows", "TcpExtListenDrops")
+
+
+def run(lab: "Lab", backlog: int = APP_BACKLOG, connect_timeout: float = 1.5,
+        extra_attempts: int = 3) -> Observation:
+    """Fill the accept queue of a never-accepting listener and see how the next connects end."""
+    somaxconn = int(lab.server.sysctls(["net.core.somaxconn"])["net.core.somaxconn"] or 4096)
+    effective = min(backlog, somaxconn)
+    exp = expectation(lab, LIMIT, (effective + 1, f"min({backlog}, somaxconn {somaxconn}) + 1"),
+                      to_lab=lambda v: v + 1, lab_endings=("ETIMEDOUT",))
+    bound = max(effective + 1, exp.value or 0) + 16
+    server = start_agent_server(lab, "never", backlog=backlog)
+    before = lab.server.observe(server.port)["counters"]
+    client = lab.clients[0]
+    start = time.monotonic()
+    opener = client.agent("open", "--target", server.endpoint, "--count", str(bound),
+                          "--timeout", str(connect_timeout), "--deadline", "120",
+                          "--extra", str(extra_attempts), "--hold", "300")
+    opened = opener.expect("opened", timeout=180)
+    duration = time.monotonic() - start
+    seen = lab.server.observe(server.port)
+    opener.stop()
+    server.stop()
+    first = opened["errors"][0] if opened["errors"] else None
+    queue = seen["sockets"]["accept_queue"]
+    counters = counter_delta(before, seen["counters"], COUNTERS)
+    evidence = {"app_backlog": backlog, "somaxconn": somaxconn,
+                "client_completed": opened["established"], "server_accept_queue": queue,
+                "connect_timeout_s": connect_timeout,
+                "next_attempts": [e["name"] for e in ([first] if first else []) + opened["extra_errors"]],
+                "next_attempts_completed": opened["extra_established"]}
+    if first and first["name"] == "ETIMEDOUT":
+        evidence["how"] = (f"no SYN-ACK and no RST within {connect_timeout} s: the SYN was dropped "
+                           f"(TcpExtListenOverflows +{counters.get('TcpExtListenOverflows', 0)})")
+    return observation(lab, LIMIT, exp, observed=int(queue if queue is not None else opened["established"]),
+                       ended_by=first["name"] if first else NO_ERROR, bound=bound,
+                       duration_s=duration, counters=counters,
+                       states={"server": seen["sockets"]["local_port"]}, evidence=evidence)

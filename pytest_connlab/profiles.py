@@ -1,0 +1,245 @@
+"""Lab profiles: ``labs/*.yaml`` -> validated :class:`Profile`.
+
+A profile names OS settings as that OS names them, each with its source, the
+limits they imply (``expect:``), and any Linux knobs the lab pins beside the
+emulation (``linux:``), each with why. Every problem is a :class:`ProfileError`
+that names the file and the key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .catalog import LIMITS
+from .emulation import Knobs, rule_for, worst
+from .errnos import is_known_error_name
+
+TOP_KEYS = {"name", "title", "os", "description", "sources", "settings", "linux", "expect"}
+OSES = ("windows", "linux")
+# Host-wide knobs: a lab namespace cannot set them, and connlab never changes them silently.
+HOST_GLOBAL_SYSCTLS = {
+    "net.netfilter.nf_conntrack_max", "net.netfilter.nf_conntrack_buckets", "net.ipv4.tcp_mem",
+    "net.ipv4.tcp_max_orphans", "net.core.netdev_max_backlog", "net.nf_conntrack_max",
+}
+UNLIMITED = "unlimited"
+
+
+class ProfileError(Exception):
+    """A profile file that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting as the profile's OS names it, its value, and where the value comes from."""
+
+    key: str
+    value: int | str
+    source: str
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A documented limit: ``value`` None means no limit (``unlimited``)."""
+
+    limit: str
+    value: int | None
+    source: str
+    ended_by: str | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated lab profile."""
+
+    name: str
+    title: str
+    os: str
+    path: Path
+    description: str = ""
+    sources: dict[str, str] = field(default_factory=dict)
+    settings: tuple[Setting, ...] = ()
+    linux: tuple[Setting, ...] = ()
+    expect: dict[str, Expectation] = field(default_factory=dict)
+
+    def knobs(self) -> Knobs:
+        """The Linux knobs that realise this profile on a lab."""
+        knobs = Knobs()
+        for s in self.settings:
+            rule = rule_for(s.key)
+            if rule is not None:
+                knobs.merge(rule.knobs(int(s.value)))
+            else:
+                knobs.add_sysctl("all", s.key, str(s.value))
+        for pin in self.linux:
+            knobs.add_sysctl("all", pin.key, str(pin.value))
+        return knobs
+
+    def fidelity_for(self, limit: str) -> tuple[str, str]:
+        """The fidelity of this profile's emulation of ``limit``, and why."""
+        rules = [r for s in self.settings if (r := rule_for(s.key)) and limit in r.limits]
+        if not rules:
+            return "exact", "Linux knobs set directly" if self.os == "linux" else \
+                "no Windows setting of this profile bears on it; the Linux kernel's behaviour"
+        return worst([r.fidelity for r in rules]), " ".join(f"{r.setting}: {r.reason}" for r in rules)
+
+    def with_overrides(self, sysctl: dict[str, Any], windows: dict[str, Any], origin: str) -> "Profile":
+        """This profile with a test's ``settings`` marker applied on top."""
+        extra = [_linux_setting(origin, f"sysctl.{k}", k, v, origin) for k, v in sysctl.items()]
+        extra += [_windows_setting(origin, f"windows.{k}", k, v, origin) for k, v in windows.items()]
+        keys = {s.key for s in extra}
+        kept = tuple(s for s in self.settings if s.key not in keys)
+        return replace(self, settings=kept + tuple(extra))
+
+
+def _fail(path: Path | str, key: str, message: str) -> ProfileError:
+    return ProfileError(f"{path}: {key}: {message}")
+
+
+def _linux_setting(path: Path | str, where: str, key: str, value: Any, source: str) -> Setting:
+    if not isinstance(key, str) or not key.startswith("net."):
+        raise _fail(path, where, "only net.* sysctls are per network namespace; "
+                    "other keys are host-wide and a lab never changes them")
+    if key in HOST_GLOBAL_SYSCTLS:
+        raise _fail(path, where, f"{key} is host-wide (read-only or absent in a lab namespace); "
+                    "connlab never changes it silently")
+    if isinstance(value, list) and all(isinstance(v, int) for v in value):
+        value = " ".join(str(v) for v in value)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise _fail(path, where, f"expected an integer or a string, got {value!r}")
+    return Setting(key, value, source)
+
+
+def _windows_setting(path: Path | str, where: str, key: str, value: Any, source: str) -> Setting:
+    rule = rule_for(key)
+    if rule is None:
+        from .emulation import RULES
+        raise _fail(path, where, f"unknown Windows setting; known: {', '.join(sorted(RULES))}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(path, where, f"expected an integer, got {value!r}")
+    if not rule.low <= value <= rule.high:
+        raise _fail(path, where, f"{value} is outside the documented range {rule.low}..{rule.high}")
+    return Setting(key, value, source)
+
+
+def _mapping(path: Path, where: str, raw: Any) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise _fail(path, where, f"expected a mapping, got {type(raw).__name__}")
+    return raw
+
+
+def _entry(path: Path, where: str, raw: Any, required: set[str],
+           optional: frozenset[str] = frozenset({"note"})) -> dict[str, Any]:
+    """A ``{value: ..., source: ...}`` entry with no unknown and no missing keys."""
+    if not isinstance(raw, dict):
+        raise _fail(path, where, f"expected a mapping with {', '.join(sorted(required))}")
+    entry: dict[str, Any] = raw
+    for key in entry:
+        if key not in required | optional:
+            raise _fail(path, f"{where}.{key}", "unknown key")
+    for key in required:
+        if key not in entry:
+            raise _fail(path, where, f"missing '{key}'")
+    return entry
+
+
+def _settings(path: Path, os_name: str, raw: Any, sources: dict[str, str]) -> tuple[Setting, ...]:
+    out = []
+    for key, raw_entry in _mapping(path, "settings", raw).items():
+        where = f"settings.{key}"
+        entry = _entry(path, where, raw_entry, {"value", "source"})
+        _check_source(path, where, entry["source"], sources)
+        make = _windows_setting if os_name == "windows" and not str(key).startswith("net.") \
+            else _linux_setting
+        out.append(make(path, where, key, entry["value"], entry["source"]))
+    return tuple(out)
+
+
+def _linux_pins(path: Path, raw: Any) -> tuple[Setting, ...]:
+    out = []
+    for key, raw_entry in _mapping(path, "linux", raw).items():
+        entry = _entry(path, f"linux.{key}", raw_entry, {"value", "why"})
+        out.append(_linux_setting(path, f"linux.{key}", key, entry["value"], str(entry["why"])))
+    return tuple(out)
+
+
+def _check_source(path: Path, where: str, source: Any, sources: dict[str, str]) -> None:
+    if source not in sources:
+        raise _fail(path, f"{where}.source", f"{source!r} is not listed under 'sources'")
+
+
+def _expectation(path: Path, limit: str, raw: Any, sources: dict[str, str]) -> Expectation:
+    where = f"expect.{limit}"
+    if limit not in LIMITS:
+        raise _fail(path, where, f"unknown limit; known: {', '.join(sorted(LIMITS))}")
+    entry = _entry(path, where, raw, {"value", "source"}, frozenset({"ended_by", "note"}))
+    _check_source(path, where, entry["source"], sources)
+    value = entry["value"]
+    if value != UNLIMITED and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise _fail(path, f"{where}.value", f"expected a whole number or '{UNLIMITED}', got {value!r}")
+    ended_by = entry.get("ended_by")
+    if ended_by is not None and not is_known_error_name(str(ended_by)):
+        raise _fail(path, f"{where}.ended_by", f"{ended_by!r} is not an errno or Winsock error name")
+    return Expectation(limit, None if value == UNLIMITED else value, entry["source"],
+                       ended_by, str(entry.get("note", "")))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "yaml"
+        raise _fail(path, where, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    except OSError as exc:
+        raise _fail(path, "file", exc.strerror or str(exc)) from None
+    if not isinstance(data, dict):
+        raise _fail(path, "top level", "expected a mapping")
+    return data
+
+
+def load(path: Path) -> Profile:
+    """Read and validate one profile file."""
+    data = _read_yaml(path)
+    for key in data:
+        if key not in TOP_KEYS:
+            raise _fail(path, str(key), f"unknown key; known: {', '.join(sorted(TOP_KEYS))}")
+    for key in ("title", "os"):
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            raise _fail(path, key, "missing (a non-empty string is required)")
+    if data["os"] not in OSES:
+        raise _fail(path, "os", f"expected one of {', '.join(OSES)}, got {data['os']!r}")
+    name = data.get("name", path.stem)
+    if name != path.stem:
+        raise _fail(path, "name", f"{name!r} differs from the file name {path.stem!r}")
+    sources = {str(k): str(v) for k, v in _mapping(path, "sources", data.get("sources")).items()}
+    expect = {str(k): _expectation(path, str(k), v, sources)
+              for k, v in _mapping(path, "expect", data.get("expect")).items()}
+    return Profile(name=name, title=data["title"].strip(), os=data["os"], path=path,
+                   description=str(data.get("description", "")).strip(), sources=sources,
+                   settings=_settings(path, data["os"], data.get("settings"), sources),
+                   linux=_linux_pins(path, data.get("linux")), expect=expect)
+
+
+def builtin_dir() -> Path:
+    """The shipped ``labs/``: inside the wheel, or beside the package in a source checkout."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "labs"
+    return packaged if packaged.is_dir() else here.parent / "labs"
+
+
+def discover(extra_dirs: list[Path]) -> dict[str, Profile]:
+    """Every profile by name; a user's folder (listed first) shadows the shipped one."""
+    found: dict[str, Profile] = {}
+    for folder in [*extra_dirs, builtin_dir()]:
+        if not folder.is_dir():
+            raise ProfileError(f"{folder}: connlab_labs: not a folder")
+        for path in sorted(folder.glob("*.yaml")):
+            if path.stem not in found:
+                found[path.stem] = load(path)
+    return found

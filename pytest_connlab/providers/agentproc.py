@@ -1,0 +1,89 @@
+"""A running agent: JSON-line events with timeouts, release, and a certain end."""
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import tempfile
+import time
+from typing import Any, Callable
+
+
+class AgentError(Exception):
+    """The agent died, timed out, or printed something that is not an event."""
+
+
+class AgentProcess:
+    """One agent process on a lab host; stdout is read as JSON lines, stderr goes to a file."""
+
+    def __init__(self, spawn: Callable[..., subprocess.Popen[bytes]], argv: list[str],
+                 label: str) -> None:
+        self.label = label
+        self._stderr = tempfile.TemporaryFile()
+        self.proc = spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
+        self._buffer = b""
+        self._sel = selectors.DefaultSelector()
+        assert self.proc.stdout is not None
+        self._sel.register(self.proc.stdout, selectors.EVENT_READ)
+
+    def stderr_tail(self, limit: int = 2000) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")[-limit:]
+
+    def _fail(self, why: str) -> AgentError:
+        return AgentError(f"agent {self.label}: {why}\n{self.stderr_tail()}".rstrip())
+
+    def next_event(self, timeout: float) -> dict[str, Any]:
+        """The next event; AgentError when none comes within ``timeout`` s or the agent dies."""
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._fail(f"no event within {timeout:.1f} s")
+            if not self._sel.select(timeout=left):
+                continue
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                raise self._fail(f"exited with {self.proc.wait()} before its next event")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        try:
+            event: dict[str, Any] = json.loads(line)
+        except ValueError:
+            raise self._fail(f"printed a non-event line: {line[:200]!r}") from None
+        return event
+
+    def expect(self, name: str, timeout: float) -> dict[str, Any]:
+        """The next event, which must be ``name``."""
+        event = self.next_event(timeout)
+        if event.get("event") != name:
+            raise self._fail(f"expected event {name!r}, got {event!r}")
+        return event
+
+    def release(self) -> None:
+        """Tell a holding role to let go (closing stdin does the same)."""
+        if self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.write(b"release\n")
+                self.proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Release, wait briefly, then kill: the process never outlives its lab."""
+        self.release()
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._sel.close()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self._stderr.close()
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None

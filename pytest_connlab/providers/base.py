@@ -1,0 +1,68 @@
+"""The Provider protocol: how hosts are made, run commands, and go away."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+from ..topology import HostSpec, Topology
+from .agentproc import AgentProcess
+
+AGENT_PARENT = str(Path(__file__).resolve().parent.parent)  # the folder holding agent/
+AGENT_BOOT = ("import sys,runpy;sys.path.insert(0,sys.argv.pop(1));"
+              "runpy.run_module('agent',run_name='__main__',alter_sys=True)")
+
+
+class ProviderUnavailable(Exception):
+    """The provider cannot run here (no root, no daemon); the message is the skip reason."""
+
+
+class Host(Protocol):
+    """A realised lab host."""
+
+    spec: HostSpec
+    label: str
+
+    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]: ...
+
+    def agent_argv(self, args: Sequence[str]) -> list[str]: ...
+
+
+class Provider(Protocol):
+    """Makes hosts for a topology and removes them."""
+
+    name: str
+    disposable_hosts: bool  # True when hosts (and their settings) vanish at destroy()
+
+    def check(self) -> None:
+        """Raise ProviderUnavailable with a one-line reason when this provider cannot run."""
+
+    def realise(self, topology: Topology, prefix: str) -> list[Host]: ...
+
+    def destroy(self, hosts: list[Host]) -> None: ...
+
+    def describe_access(self, host: Host) -> str:
+        """A shell command that enters ``host`` (for --lab-keep)."""
+
+
+def local_agent_argv(args: Sequence[str], python: str = sys.executable) -> list[str]:
+    """Run the agent from this package with an isolated interpreter (-I: no user site, no env)."""
+    return [python, "-I", "-c", AGENT_BOOT, AGENT_PARENT, *args]
+
+
+def run(host: Host, argv: Sequence[str], input: bytes | None = None,
+        timeout: float = 60.0) -> subprocess.CompletedProcess[bytes]:
+    """Run a command on ``host`` to completion."""
+    proc = host.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(input=input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
+
+
+def start_agent(host: Host, args: Sequence[str]) -> AgentProcess:
+    """Start the agent with ``args`` on ``host``."""
+    return AgentProcess(host.popen, host.agent_argv(args), f"{host.label} {args[0]}")

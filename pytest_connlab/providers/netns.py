@@ -1,0 +1,151 @@
+"""The default provider: each host a Linux network namespace, made with pyroute2.
+
+Every namespace is named ``<prefix>-<host>`` where the prefix carries the run id.
+A segment is a bridge in its own namespace (``<prefix>-<segment>``); each host
+joins it by a veth whose ends are created directly inside the two namespaces,
+so nothing is ever created in, or changed in, the host's own namespace.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from ..topology import HostSpec, Topology
+from . import nsexec
+from .base import ProviderUnavailable, local_agent_argv
+
+CAP_NET_ADMIN = 12
+CAP_SYS_ADMIN = 21
+
+
+def _effective_caps() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
+@dataclass
+class NetnsHost:
+    """A host that is a named network namespace."""
+
+    spec: HostSpec
+    ns_name: str
+    ns_fd: int = -1
+    label: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.label = f"{self.spec.name}({self.ns_name})"
+
+    @property
+    def ns_path(self) -> str:
+        return str(nsexec.NETNS_DIR / self.ns_name)
+
+    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        """Start ``argv`` inside this namespace."""
+        return subprocess.Popen(list(argv), preexec_fn=nsexec.entering(self.ns_fd), **kwargs)
+
+    def agent_argv(self, args: Sequence[str]) -> list[str]:
+        return local_agent_argv(args)
+
+
+class NetnsProvider:
+    """Hosts as network namespaces joined by veths to a bridge per segment."""
+
+    name = "netns"
+    disposable_hosts = True  # a namespace takes its sysctls, links and nft tables with it
+
+    def check(self) -> None:
+        caps = _effective_caps()
+        if not (caps >> CAP_SYS_ADMIN) & 1 or not (caps >> CAP_NET_ADMIN) & 1:
+            raise ProviderUnavailable(
+                "connlab: the netns provider needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) "
+                "to create network namespaces; run pytest as root or pick another --lab-provider")
+        try:
+            import pyroute2  # noqa: F401
+        except ImportError:
+            raise ProviderUnavailable("connlab: the netns provider needs pyroute2 "
+                                      "(pip install pyroute2)") from None
+
+    def realise(self, topology: Topology, prefix: str) -> list[NetnsHost]:  # type: ignore[override]
+        from pyroute2 import netns
+        made: list[str] = []
+        creator = os.getpid()
+        hosts = [NetnsHost(spec, f"{prefix}-{spec.name}") for spec in topology.hosts]
+        try:
+            for name in [*(f"{prefix}-{seg}" for seg in topology.segments), *(h.ns_name for h in hosts)]:
+                netns.create(name)
+                made.append(name)
+            for host in hosts:
+                host.ns_fd = os.open(host.ns_path, os.O_RDONLY | os.O_CLOEXEC)
+            for seg, subnet in topology.segments.items():
+                self._wire_segment(f"{prefix}-{seg}", seg, subnet.prefixlen, hosts)
+        except BaseException:
+            if os.getpid() == creator:  # never from a forked helper that unwound into here
+                self._remove(made, hosts)
+            raise
+        return hosts
+
+    def _wire_segment(self, switch_ns: str, segment: str, prefixlen: int,
+                      hosts: list[NetnsHost]) -> None:
+        from pyroute2 import IPRoute
+        with IPRoute(netns=switch_ns, groups=0) as sw:
+            sw.link("add", ifname="br0", kind="bridge")
+            bridge = sw.link_lookup(ifname="br0")[0]
+            sw.link("set", index=bridge, state="up")
+            for i, host in enumerate(hosts):
+                for nic in (n for n in host.spec.nics if n.segment == segment):
+                    port = f"p{i}{nic.name}"[:15]
+                    sw.link("add", ifname=port, kind="veth",
+                            peer={"ifname": nic.name, "net_ns_fd": host.ns_fd})
+                    sw.link("set", index=sw.link_lookup(ifname=port)[0], master=bridge, state="up")
+                    self._address_nic(host, nic.name, nic.addresses, prefixlen)
+
+    @staticmethod
+    def _address_nic(host: NetnsHost, ifname: str, addresses: tuple[str, ...], prefixlen: int) -> None:
+        from pyroute2 import IPRoute
+        with IPRoute(netns=host.ns_name, groups=0) as ipr:
+            index = ipr.link_lookup(ifname=ifname)[0]
+            for address in addresses:
+                ipr.addr("add", index=index, address=address, prefixlen=prefixlen)
+            ipr.link("set", index=index, state="up")
+            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+
+    def destroy(self, hosts: list[NetnsHost]) -> None:  # type: ignore[override]
+        names = {h.ns_name.rsplit("-", 1)[0] for h in hosts}
+        switches = [n.name for prefix in names for n in nsexec.NETNS_DIR.glob(f"{prefix}-*")
+                    if n.name not in {h.ns_name for h in hosts}]
+        self._remove(switches + [h.ns_name for h in hosts], hosts)
+
+    @staticmethod
+    def _remove(ns_names: list[str], hosts: list[NetnsHost]) -> None:
+        for host in hosts:
+            if host.ns_fd >= 0:
+                os.close(host.ns_fd)
+                host.ns_fd = -1
+        for name in ns_names:
+            remove_namespace(name)
+
+    def describe_access(self, host: NetnsHost) -> str:  # type: ignore[override]
+        return f"ip netns exec {host.ns_name} bash"
+
+
+def remove_namespace(name: str) -> None:
+    """Kill what runs in a namespace, then unmount and delete its name (its links go with it)."""
+    from pyroute2 import netns
+    path = nsexec.NETNS_DIR / name
+    nsexec.kill_all_in(path)
+    try:
+        netns.remove(name)
+    except (FileNotFoundError, OSError):
+        if path.exists():
+            raise
+
+
+def nft_available() -> bool:
+    """True when the nft command is installed."""
+    return shutil.which("nft") is not None

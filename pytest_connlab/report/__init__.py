@@ -1,0 +1,1 @@
+"""Rendering of observations: the terminal table and the JSON results file."""

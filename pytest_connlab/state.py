@@ -1,0 +1,46 @@
+"""Per-process plugin state, kept in ``config.stash``."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
+from typing import Any
+
+import pytest
+
+from .factory import LabFactory
+from .profiles import Profile
+from .reaper import RunLock
+
+
+@dataclass
+class ConnlabState:
+    """What one pytest process (controller or xdist worker) knows about this run."""
+
+    run_id: str
+    worker: str
+    slice: IPv4Network
+    profiles: dict[str, Profile]
+    selected: list[str]
+    provider_name: str
+    keep: bool
+    json_path: str | None
+    lock: RunLock | None = None
+    factory: LabFactory | None = None
+    unavailable: str | None = None
+    results: list[dict[str, Any]] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def get_factory(self) -> LabFactory:
+        """The session's factory, made on first use (a run with no lab test makes none)."""
+        if self.factory is None:
+            from .providers import get_provider
+            self.factory = LabFactory(get_provider(self.provider_name), self.run_id,
+                                      self.worker, self.slice)
+        return self.factory
+
+
+STATE_KEY = pytest.StashKey[ConnlabState]()
+OBSERVATIONS_KEY = pytest.StashKey[list]()
+CALL_REPORT_KEY = pytest.StashKey[pytest.TestReport]()
+USER_PROPERTY = "connlab_observation"
