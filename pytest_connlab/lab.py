@@ -114,9 +114,11 @@ class Lab:
                            lambda: host.run(["nft", "delete", "table", "inet", self.nft_table])
                            and None))
 
-    def pin(self, role: str, values: dict[str, str], why: str) -> None:
-        """A probe's measurement condition: set sysctls the profile leaves open, and say so."""
-        settable = {k: v for k, v in values.items() if k not in self.profile.knobs().sysctls.get("all", {})}
+    def pin(self, role: str, values: dict[str, str], why: str, override: bool = False) -> None:
+        """A probe's measurement condition: set sysctls (those the profile leaves open, unless
+        ``override``) on the hosts of ``role``, and record them on every observation."""
+        profile_keys = set() if override else set(self.profile.knobs().sysctls.get("all", {}))
+        settable = {k: v for k, v in values.items() if k not in profile_keys}
         self.set_many({h.name: settable for h in self.hosts_for(role)} if settable else {})
         for key, value in settable.items():
             self.conditions[f"{role}:{key}"] = f"{value} ({why})"

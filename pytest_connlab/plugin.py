@@ -117,7 +117,11 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
     state = _make_state(config)
     config.stash[STATE_KEY] = state
-    if os.geteuid() == 0:
+    try:
+        get_provider(state.provider_name).check()
+    except ProviderUnavailable as exc:
+        state.unavailable = str(exc)
+    else:  # only a process that can make labs holds a run lock and sweeps dead runs
         state.lock = reaper.RunLock(state.run_id).acquire()
         if state.worker == "main":
             reaper.sweep()
@@ -152,14 +156,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         limit_of(item)
         callspec = getattr(item, "callspec", None)
         profile_for(item, state.profiles[callspec.params["lab_profile"] if callspec else state.selected[0]])
-    if lab_items and any("lab" in i.fixturenames for i in lab_items):
-        try:
-            get_provider(state.provider_name).check()
-        except ProviderUnavailable as exc:
-            state.unavailable = str(exc)
-            for item in lab_items:
-                if "lab" in item.fixturenames:
-                    item.add_marker(pytest.mark.skip(reason=str(exc)))
+    if state.unavailable:
+        for item in lab_items:
+            if "lab" in item.fixturenames:
+                item.add_marker(pytest.mark.skip(reason=state.unavailable))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -181,6 +181,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         how = "emulated" if profile.os == "windows" else "native"
         lines.append(f'connlab: lab {name} "{profile.title}" on provider {state.provider_name} ({how})')
     lines.append(f"connlab: run {state.run_id}, lab addresses from {state.slice}")
+    if state.unavailable:
+        lines.append(f"{state.unavailable}: lab tests skip")
     return lines
 
 

@@ -1,0 +1,27 @@
+"""Helpers for the integration tests: host snapshots and leftover checks."""
+import json
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+HOST_KEYS = ("net/ipv4/ip_local_port_range", "net/core/somaxconn", "net/ipv4/tcp_tw_reuse",
+             "net/ipv4/tcp_rfc1337", "net/ipv4/tcp_max_tw_buckets", "net/ipv4/tcp_syncookies")
+
+
+def host_sysctls() -> dict[str, str]:
+    """The host namespace's values of the keys labs set."""
+    return {k: Path("/proc/sys", k).read_text().strip() for k in HOST_KEYS}
+
+
+def namespaces_of(run_id: str) -> list[str]:
+    netns = Path("/run/netns")
+    return [p.name for p in netns.iterdir() if run_id in p.name] if netns.is_dir() else []
+
+
+def host_links() -> set[str]:
+    return set(os.listdir("/sys/class/net"))
+
+
+def results(path: Path) -> tuple[str, list[dict]]:
+    data = json.loads(path.read_text())
+    return data["run_id"], data["results"]
