@@ -1,11 +1,10 @@
 """Lab addresses: 198.18.0.0/15 (RFC 2544), one slice per pytest-xdist worker."""
 from __future__ import annotations
 
-import ipaddress
 import math
 from ipaddress import IPv4Network
 
-LAB_RANGE = ipaddress.ip_network("198.18.0.0/15")
+LAB_RANGE = IPv4Network("198.18.0.0/15")
 SMALLEST_SLICE_PREFIX = 20  # 4,096 addresses per worker at most 32 workers
 
 

@@ -11,6 +11,22 @@ LIMITS: dict[str, str] = {
 }
 
 
+# Linux knobs each limit depends on: a test that changes one of them no longer gets the
+# profile's documented expectation for that limit, but the one its own settings imply.
+LIMIT_KNOBS: dict[str, frozenset[str]] = {
+    "ephemeral_ports": frozenset({"net.ipv4.ip_local_port_range", "net.ipv4.ip_local_reserved_ports",
+                                  "net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_max_tw_buckets"}),
+    "listen_backlog": frozenset({"net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog",
+                                 "net.ipv4.tcp_syncookies", "net.ipv4.tcp_abort_on_overflow"}),
+    "inbound_cap": frozenset(),
+}
+
+
+def limits_touched_by(sysctl_key: str) -> set[str]:
+    """The limits whose outcome ``sysctl_key`` bears on."""
+    return {limit for limit, knobs in LIMIT_KNOBS.items() if sysctl_key in knobs}
+
+
 def describe(limit: str) -> str:
     """The sentence for ``limit``."""
     return LIMITS[limit]

@@ -6,8 +6,8 @@ the fidelity so nobody mistakes an approximation for the real thing.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 FIDELITIES = ("exact", "approximate", "none")
 NFT_TABLE = "connlab"  # the lab appends the run id: one table per lab host
@@ -26,7 +26,7 @@ class Knobs:
     def add_nft(self, role: str, fragment: str) -> None:
         self.nft.setdefault(role, []).append(fragment)
 
-    def merge(self, other: "Knobs") -> None:
+    def merge(self, other: Knobs) -> None:
         for role, values in other.sysctls.items():
             self.sysctls.setdefault(role, {}).update(values)
         for role, fragments in other.nft.items():

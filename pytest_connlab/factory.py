@@ -42,7 +42,7 @@ class LabFactory:
             raise
         return lab
 
-    def _release(self, subnets: "object") -> None:
+    def _release(self, subnets: object) -> None:
         for subnet in list(subnets):  # type: ignore[call-overload]
             self.allocator.release(subnet)
 

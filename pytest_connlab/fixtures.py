@@ -1,12 +1,13 @@
 """Fixtures: ``lab_profile`` (parametrized by --lab), ``lab_factory`` (session), ``lab`` (one test)."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from .factory import LabFactory
 from .lab import Lab
+from .labhost import LabSetupError
 from .markers import profile_for, topology_of
 from .profiles import Profile
 from .providers import ProviderUnavailable
@@ -43,6 +44,8 @@ def lab(request: pytest.FixtureRequest, lab_factory: LabFactory, lab_profile: Pr
         built = lab_factory.build(lab_profile, topology_of(request.node))
     except ProviderUnavailable as exc:
         pytest.skip(str(exc))
+    except LabSetupError as exc:  # a setting the kernel refused: say which, no traceback
+        pytest.fail(f"connlab: {exc}", pytrace=False)
     request.node.stash[OBSERVATIONS_KEY] = built.observations
     yield built
     if state.keep and _failed(request.node):

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .emulation import Knobs
 from .labhost import LabHost, LabSetupError
@@ -91,10 +92,20 @@ class Lab:
             except LabSetupError as exc:
                 failure = failure or LabSetupError(f"profile {self.profile.path}: {exc}")
                 continue
-            self._undo.append((f"sysctls on {host.name}",
-                               lambda h=host, p=previous: h.set_sysctls(p) and None))
+            self._undo.append((f"sysctls on {host.name}", self._sysctl_undo(host, previous)))
         if failure:
             raise failure
+
+    @staticmethod
+    def _sysctl_undo(host: LabHost, previous: dict[str, str]) -> Callable[[], None]:
+        def undo() -> None:
+            host.set_sysctls(previous)
+        return undo
+
+    def _nft_undo(self, host: LabHost) -> Callable[[], None]:
+        def undo() -> None:
+            host.run(["nft", "delete", "table", "inet", self.nft_table])
+        return undo
 
     def set_sysctls(self, host: LabHost, values: dict[str, str]) -> None:
         """Set sysctls on one host; the undo stack restores the previous values."""
@@ -110,9 +121,7 @@ class Lab:
         if result.returncode != 0:
             raise LabSetupError(f"profile {self.profile.path}: nft on {host.name}: "
                                 f"{result.stderr.decode(errors='replace').strip()}")
-        self._undo.append((f"nft table on {host.name}",
-                           lambda: host.run(["nft", "delete", "table", "inet", self.nft_table])
-                           and None))
+        self._undo.append((f"nft table on {host.name}", self._nft_undo(host)))
 
     def pin(self, role: str, values: dict[str, str], why: str, override: bool = False) -> None:
         """A probe's measurement condition: set sysctls (those the profile leaves open, unless

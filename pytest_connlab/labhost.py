@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .providers.agentproc import AgentError, AgentProcess
 from .providers.base import Host, run, start_agent

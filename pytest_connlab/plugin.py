@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Generator
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Any, Generator
+from typing import Any
 
 import pytest
 
@@ -81,7 +82,7 @@ class ResultCollector:
             return
         for name, value in report.user_properties:
             if name == USER_PROPERTY:
-                self.state.results.append(dict(value, test=report.nodeid))
+                self.state.results.append({**value, "test": report.nodeid})  # type: ignore[dict-item]
 
 
 class XdistHooks:
@@ -158,12 +159,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         profile_for(item, state.profiles[callspec.params["lab_profile"] if callspec else state.selected[0]])
     if state.unavailable:
         for item in lab_items:
-            if "lab" in item.fixturenames:
+            if "lab" in getattr(item, "fixturenames", ()):
                 item.add_marker(pytest.mark.skip(reason=state.unavailable))
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.when == "call":
         item.stash[CALL_REPORT_KEY] = report

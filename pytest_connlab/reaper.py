@@ -36,7 +36,7 @@ class RunLock:
     def path(self) -> Path:
         return LOCK_DIR / f"{self.run_id}.lock"
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         """Hold the lock; retry if a sweep unlinked the file between open and flock."""
         LOCK_DIR.mkdir(parents=True, exist_ok=True)
         while True:

@@ -41,3 +41,30 @@ def test_a_sysctl_the_kernel_rejects_names_the_key(lab):
     from pytest_connlab.labhost import LabSetupError
     with pytest.raises(LabSetupError, match="server: sysctl net.core.no_such_knob"):
         lab.set_sysctls(lab.server, {"net.core.no_such_knob": "1"})
+
+
+@pytest.mark.settings(sysctl={"net.ipv4.ip_local_port_range": "20000 20999"})
+def test_a_marker_that_changes_the_port_range_gets_the_expectation_it_implies(lab):
+    obs = lab.probe.ephemeral_ports()
+    assert (obs.observed, obs.expected, obs.ended_by) == (1000, 1000, "EADDRNOTAVAIL"), obs.explain()
+    assert obs.expectation_from == "derived: net.ipv4.ip_local_port_range = 20000 20999"
+    assert obs.ok
+
+
+@pytest.mark.settings(sysctl={"net.core.somaxconn": 16})
+def test_a_smaller_somaxconn_caps_the_backlog_at_17_handshakes(lab):
+    obs = lab.probe.listen_backlog()
+    assert (obs.observed, obs.expected, obs.ended_by) == (17, 17, "ETIMEDOUT"), obs.explain()
+
+
+def test_a_profile_setting_the_kernel_refuses_fails_cleanly_naming_it(pytester):
+    labs = pytester.path / "mylabs"
+    labs.mkdir()
+    (labs / "odd.yaml").write_text("title: Odd\nos: linux\nsources: {s: x}\nsettings:\n"
+                                   "  net.ipv4.tcp_no_such_knob: {value: 1, source: s}\n")
+    pytester.makeini("[pytest]\nconnlab_labs = mylabs\n")
+    pytester.makepyfile("def test_x(lab):\n    pass\n")
+    result = pytester.runpytest_subprocess("--lab=odd")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*connlab: profile *mylabs/odd.yaml: *sysctl net.ipv4.tcp_no_such_knob: *"])
+    assert "Traceback" not in result.stdout.str()

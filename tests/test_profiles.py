@@ -83,6 +83,9 @@ def test_builtin_dir_is_the_repository_labs_folder():
     assert (builtin_dir() / "win2003.yaml").is_file()
 
 
-def test_marker_overrides_replace_a_setting():
+def test_marker_overrides_replace_a_setting_and_drop_the_expectations_it_touches():
     profile = discover([])["win2003"].with_overrides({}, {"Tcpip.MaxUserPort": 6000}, "test")
     assert profile.knobs().sysctls["all"]["net.ipv4.ip_local_port_range"] == "1025 6000"
+    assert "ephemeral_ports" not in profile.expect and "listen_backlog" in profile.expect
+    linux = discover([])["linux-default"].with_overrides({"net.core.somaxconn": 64}, {}, "test")
+    assert set(linux.expect) == {"ephemeral_ports", "inbound_cap"}

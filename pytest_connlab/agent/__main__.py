@@ -62,7 +62,7 @@ def _open(args: argparse.Namespace, raw: list[str]) -> None:
     if args.count > budget and not args.no_spread:
         role_args = [a for a in _strip_count(raw)]
         spread(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), role_args,
-               chunks(args.count, budget))
+               chunks(args.count, budget), args.hold)
         return
     sources = [s for s in args.sources.split(",") if s] or [None]
     open_and_hold(args.target, sources, args.count, args.timeout, args.deadline, args.extra,

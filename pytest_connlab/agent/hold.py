@@ -64,7 +64,8 @@ def open_and_hold(target: tuple[str, int], sources: list[str | None], count: int
             first_error_at = len(held)
         if stop_on_error:
             break
-    extra_socks, extra_errors = ([], [])
+    extra_socks: list[socket.socket] = []
+    extra_errors: list[dict[str, object]] = []
     if errors and stop_on_error:
         extra_socks, extra_errors = _extra_attempts(target, sources, extra, timeout)
     held.extend(extra_socks)

@@ -52,14 +52,14 @@ def _merge(events: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def spread(agent_parent: str, role_args: list[str], counts: list[int]) -> None:
+def spread(agent_parent: str, role_args: list[str], counts: list[int], hold_s: float) -> None:
     """Run one child per count with ``--count``; relay merged 'opened' and 'released'."""
     procs = [subprocess.Popen(_self_argv(agent_parent, [*role_args, "--count", str(n), "--no-spread"]),
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
              for n in counts]
     opened = [_read_event(p) for p in procs]
     proto.emit("opened", **_merge(opened))
-    proto.hold_until_released(float("inf"))
+    proto.hold_until_released(hold_s)
     for p in procs:
         if p.stdin:
             p.stdin.close()

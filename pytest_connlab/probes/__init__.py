@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 class Probes:
     """``lab.probe.<limit>(...)``: run one probe on this lab."""
 
-    def __init__(self, lab: "Lab") -> None:
+    def __init__(self, lab: Lab) -> None:
         self._lab = lab
 
     def ephemeral_ports(self, **kwargs: Any) -> Observation:

@@ -1,8 +1,9 @@
 """What every probe does: start the agent's server, resolve the expectation, build the Observation."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from ..errnos import linux_names_for
 from ..observation import Observation
@@ -22,7 +23,7 @@ class LabExpectation:
     source: str
 
 
-def start_agent_server(lab: "Lab", mode: str, backlog: int = 4096, port: int = 0) -> "Target":
+def start_agent_server(lab: Lab, mode: str, backlog: int = 4096, port: int = 0) -> Target:
     """Run the agent's server on the lab's server host and wait until it listens."""
     from ..lab import Target
     proc = lab.server.agent("server", "--port", str(port), "--backlog", str(backlog),
@@ -31,7 +32,7 @@ def start_agent_server(lab: "Lab", mode: str, backlog: int = 4096, port: int = 0
     return Target(lab.server, lab.server.address, int(ready["port"]), proc, ready)
 
 
-def expectation(lab: "Lab", limit: str, derived: tuple[int | None, str],
+def expectation(lab: Lab, limit: str, derived: tuple[int | None, str],
                 to_lab: Callable[[int], int] = lambda v: v,
                 default_endings: tuple[str, ...] = (),
                 lab_endings: tuple[str, ...] | None = None) -> LabExpectation:
@@ -52,7 +53,7 @@ def expectation(lab: "Lab", limit: str, derived: tuple[int | None, str],
     return LabExpectation(value, endings, documented.value, documented.ended_by, source)
 
 
-def observation(lab: "Lab", limit: str, exp: LabExpectation, observed: int, ended_by: str,
+def observation(lab: Lab, limit: str, exp: LabExpectation, observed: int, ended_by: str,
                 bound: int, duration_s: float, **extra: object) -> Observation:
     """An Observation carrying the profile's fidelity for ``limit``; recorded on the lab."""
     fidelity, reason = lab.profile.fidelity_for(limit)

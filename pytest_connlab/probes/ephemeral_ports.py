@@ -25,13 +25,13 @@ MAX_BOUND = 70_000
 TIME_WAIT_S = 60  # TCP_TIMEWAIT_LEN
 
 
-def _pool(lab: "Lab") -> tuple[int, int]:
+def _pool(lab: Lab) -> tuple[int, int]:
     value = lab.clients[0].sysctls([PORT_RANGE])[PORT_RANGE] or "32768 60999"
     low, high = (int(x) for x in value.split())
     return low, high
 
 
-def run(lab: "Lab", target: "Target | None" = None, port_pool: str = "per-destination",
+def run(lab: Lab, target: Target | None = None, port_pool: str = "per-destination",
         deadline_s: float = 120.0, workers: int | None = None) -> Observation:
     """Measure the ephemeral port pool of the first client toward one server ip:port."""
     client = lab.clients[0]

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 LIMIT = "inbound_cap"
 
 
-def _connect(host: "LabHost", target: "Target", count: int, timeout: float
+def _connect(host: LabHost, target: Target, count: int, timeout: float
              ) -> tuple[AgentProcess, dict[str, Any]]:
     proc = host.agent("open", "--target", target.endpoint, "--sources", host.address,
                       "--count", str(count), "--timeout", str(timeout), "--deadline", "60",
@@ -27,7 +27,7 @@ def _connect(host: "LabHost", target: "Target", count: int, timeout: float
     return proc, proc.expect("opened", timeout=timeout * count + 30)
 
 
-def _admitted_in_set(lab: "Lab") -> int | None:
+def _admitted_in_set(lab: Lab) -> int | None:
     """Elements of the emulation's nft set on the server, when the profile uses one."""
     result = lab.server.run(["nft", "-j", "list", "set", "inet", lab.nft_table, "inbound_computers"])
     if result.returncode != 0:
@@ -38,7 +38,7 @@ def _admitted_in_set(lab: "Lab") -> int | None:
     return None
 
 
-def run(lab: "Lab", more_per_admitted: int = 2, connect_timeout: float = 2.0) -> Observation:
+def run(lab: Lab, more_per_admitted: int = 2, connect_timeout: float = 2.0) -> Observation:
     """Connect from every client host; count the hosts served."""
     computers = len(lab.clients)
     exp = expectation(lab, LIMIT, (None, "no inbound cap in this profile's settings"),

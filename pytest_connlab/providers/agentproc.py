@@ -7,7 +7,8 @@ import selectors
 import subprocess
 import tempfile
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class AgentError(Exception):

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from ..topology import HostSpec, Topology
 from .agentproc import AgentProcess

@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from ..topology import HostSpec, Topology
 from . import nsexec
-from .base import ProviderUnavailable, local_agent_argv
+from .base import Host, ProviderUnavailable, local_agent_argv
 
 CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21
@@ -71,7 +72,7 @@ class NetnsProvider:
             raise ProviderUnavailable("connlab: the netns provider needs pyroute2 "
                                       "(pip install pyroute2)") from None
 
-    def realise(self, topology: Topology, prefix: str) -> list[NetnsHost]:  # type: ignore[override]
+    def realise(self, topology: Topology, prefix: str) -> list[Host]:
         from pyroute2 import netns
         made: list[str] = []
         creator = os.getpid()
@@ -88,7 +89,7 @@ class NetnsProvider:
             if os.getpid() == creator:  # never from a forked helper that unwound into here
                 self._remove(made, hosts)
             raise
-        return hosts
+        return list(hosts)
 
     def _wire_segment(self, switch_ns: str, segment: str, prefixlen: int,
                       hosts: list[NetnsHost]) -> None:
@@ -115,23 +116,26 @@ class NetnsProvider:
             ipr.link("set", index=index, state="up")
             ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
 
-    def destroy(self, hosts: list[NetnsHost]) -> None:  # type: ignore[override]
-        names = {h.ns_name.rsplit("-", 1)[0] for h in hosts}
-        switches = [n.name for prefix in names for n in nsexec.NETNS_DIR.glob(f"{prefix}-*")
-                    if n.name not in {h.ns_name for h in hosts}]
-        self._remove(switches + [h.ns_name for h in hosts], hosts)
+    def destroy(self, hosts: list[Host]) -> None:
+        """Remove the hosts' namespaces and the segment namespaces of their lab."""
+        ns_hosts = [h for h in hosts if isinstance(h, NetnsHost)]
+        host_names = {h.ns_name for h in ns_hosts}
+        prefixes = {name.rsplit("-", 1)[0] for name in host_names}
+        switches = [n.name for prefix in prefixes for n in nsexec.NETNS_DIR.glob(f"{prefix}-*")
+                    if n.name not in host_names]
+        self._remove(switches + sorted(host_names), ns_hosts)
 
     @staticmethod
-    def _remove(ns_names: list[str], hosts: list[NetnsHost]) -> None:
+    def _remove(ns_names: list[str], hosts: Sequence[Host]) -> None:
         for host in hosts:
-            if host.ns_fd >= 0:
+            if isinstance(host, NetnsHost) and host.ns_fd >= 0:
                 os.close(host.ns_fd)
                 host.ns_fd = -1
         for name in ns_names:
             remove_namespace(name)
 
-    def describe_access(self, host: NetnsHost) -> str:  # type: ignore[override]
-        return f"ip netns exec {host.ns_name} bash"
+    def describe_access(self, host: Host) -> str:
+        return f"ip netns exec {getattr(host, 'ns_name', host.label)} bash"
 
 
 def remove_namespace(name: str) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
