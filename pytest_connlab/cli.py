@@ -8,7 +8,7 @@ from pathlib import Path
 from . import reaper
 from .catalog import LIMITS
 from .emulation import rule_for
-from .profiles import Profile, ProfileError, discover
+from .profiles import Profile, ProfileError, builtin_dir, discover
 
 
 def _profiles(dirs: list[str]) -> dict[str, Profile]:
@@ -49,6 +49,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_path(args: argparse.Namespace) -> int:
+    print(builtin_dir())
+    return 0
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     removed = reaper.sweep(dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
@@ -76,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     show = sub.add_parser("show", help="a profile's settings, their Linux emulation and fidelity")
     show.add_argument("name")
     show.set_defaults(func=cmd_show)
+    sub.add_parser("path", help="the folder of the shipped profiles and reproduction suite"
+                   ).set_defaults(func=cmd_path)
     clean = sub.add_parser("clean", help="remove what dead runs left (never a live run's labs)")
     clean.add_argument("--dry-run", action="store_true")
     clean.set_defaults(func=cmd_clean)

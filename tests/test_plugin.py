@@ -2,6 +2,7 @@
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -81,5 +82,7 @@ def test_connlab_list_and_show():
     assert "win2003" in listed and "Windows Server 2003 SP1 defaults" in listed
     shown = subprocess.run(["connlab", "show", "winxp-sp2"], capture_output=True, text=True, check=True).stdout
     assert "Product.InboundComputerCap = 10" in shown and "[approximate]" in shown
+    path = subprocess.run(["connlab", "path"], capture_output=True, text=True, check=True).stdout.strip()
+    assert (Path(path) / "win2003.yaml").is_file() and (Path(path) / "test_time_wait.py").is_file()
     bad = subprocess.run(["connlab", "show", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown lab 'nope'" in bad.stderr

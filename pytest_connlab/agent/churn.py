@@ -13,6 +13,7 @@ import time
 from . import proto
 from .connect import open_connection
 from .errnames import error_fields
+from .workers import split_evenly
 
 TRANSIENT = (errno.EINTR, errno.EAGAIN)
 
@@ -30,15 +31,10 @@ def churn(target: tuple[str, int], source: str | None, count: int, deadline_s: f
         result = _churn_one(target, source, count, deadline_s, timeout, port_pool)
     else:
         result = _merge(_forked([lambda n=n: _churn_one(target, source, n, deadline_s, timeout, port_pool)
-                                 for n in _split(count, workers)]))
+                                 for n in split_evenly(count, workers)]))
     result["elapsed_s"] = round(time.monotonic() - start, 4)
     result["workers"] = max(1, workers)
     proto.emit("result", **result)
-
-
-def _split(count: int, parts: int) -> list[int]:
-    base, rest = divmod(count, parts)
-    return [base + (1 if i < rest else 0) for i in range(parts)]
 
 
 def _forked(jobs: list) -> list[dict[str, object]]:

@@ -17,11 +17,15 @@ BOOT = ("import sys,runpy;sys.path.insert(0,sys.argv.pop(1));"
         "runpy.run_module('agent',run_name='__main__',alter_sys=True)")
 
 
-def chunks(count: int, budget: int) -> list[int]:
-    """Split ``count`` into near-equal parts of at most ``budget``."""
-    parts = max(1, -(-count // budget))
+def split_evenly(count: int, parts: int) -> list[int]:
+    """``count`` as ``parts`` near-equal whole numbers."""
     base, rest = divmod(count, parts)
     return [base + (1 if i < rest else 0) for i in range(parts)]
+
+
+def chunks(count: int, budget: int) -> list[int]:
+    """Split ``count`` into near-equal parts of at most ``budget``."""
+    return split_evenly(count, max(1, -(-count // budget)))
 
 
 def _self_argv(agent_parent: str, args: list[str]) -> list[str]:

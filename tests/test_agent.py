@@ -1,0 +1,46 @@
+"""The agent's pure parts, and the agent run for real on the host's loopback (no lab needed)."""
+import json
+import subprocess
+
+from pytest_connlab.agent.observe import TCP_STATES, _paired_counters
+from pytest_connlab.agent.workers import chunks, split_evenly
+from pytest_connlab.providers.base import local_agent_argv
+
+
+def test_sockets_are_spread_over_processes_within_the_fd_budget():
+    parts = chunks(100_000, 19_936)
+    assert parts == [16_667] * 4 + [16_666] * 2
+    assert sum(parts) == 100_000 and max(parts) <= 19_936
+    assert chunks(10, 100) == [10]
+    assert split_evenly(7, 3) == [3, 2, 2]
+
+
+def test_counters_are_parsed_in_header_value_pairs(tmp_path):
+    path = tmp_path / "netstat"
+    path.write_text("TcpExt: SyncookiesSent ListenOverflows\nTcpExt: 3 17\nIpExt: InOctets\nIpExt: 99\n")
+    assert _paired_counters(str(path)) == {"TcpExtSyncookiesSent": 3, "TcpExtListenOverflows": 17,
+                                           "IpExtInOctets": 99}
+
+
+def test_tcp_state_numbers_follow_the_kernel():
+    assert TCP_STATES[1] == "ESTABLISHED" and TCP_STATES[6] == "TIME_WAIT" and TCP_STATES[10] == "LISTEN"
+
+
+def test_the_agent_observes_a_real_listener_and_its_accept_queue():
+    server = subprocess.Popen(local_agent_argv(["server", "--bind", "127.0.0.1", "--mode", "never",
+                                                "--backlog", "3", "--max-seconds", "30"]),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        port = json.loads(server.stdout.readline())["port"]
+        opener = subprocess.run(local_agent_argv(["open", "--target", f"127.0.0.1:{port}", "--count", "2",
+                                                  "--deadline", "10", "--hold", "0"]),
+                                capture_output=True, text=True, timeout=30)
+        assert json.loads(opener.stdout.splitlines()[0])["established"] == 2
+        seen = subprocess.run(local_agent_argv(["observe", "--port", str(port)]),
+                              capture_output=True, text=True, timeout=30)
+        sockets = json.loads(seen.stdout)["sockets"]
+        assert sockets["local_port"].get("LISTEN") == 1
+        assert sockets["accept_queue"] == 2  # both handshakes completed, neither accepted
+    finally:
+        server.stdin.close()
+        server.wait(timeout=10)
