@@ -3,42 +3,14 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from .emulation import Knobs
 from .labhost import LabHost, LabSetupError
 from .observation import Observation
 from .profiles import Profile
-from .providers.agentproc import AgentProcess
 from .providers.base import Host, Provider, ProviderUnavailable
+from .providers.program import Stoppable
 from .topology import Topology
-
-
-@dataclass
-class Target:
-    """A listening server in the lab: where clients connect, and the process behind it."""
-
-    host: LabHost
-    address: str
-    port: int
-    process: AgentProcess | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def endpoint(self) -> str:
-        return f"{self.address}:{self.port}"
-
-    def stop(self) -> dict[str, Any]:
-        """Stop the server; return its final stats when it is the agent's server."""
-        if self.process is None:
-            return {}
-        self.process.release()
-        try:
-            stats = self.process.expect("stats", timeout=15)
-        finally:
-            self.process.stop()
-        return stats
 
 
 class Lab:
@@ -52,7 +24,7 @@ class Lab:
         self.provider = provider
         self.topology = topology
         self._raw_hosts = hosts
-        self.agents: list[AgentProcess] = []
+        self.agents: list[Stoppable] = []
         self.hosts = {h.spec.name: LabHost(h, self.agents) for h in hosts}
         self.server = self.hosts["server"]
         self.clients = [h for h in self.hosts.values() if h.role == "client"]

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from .providers.agentproc import AgentError, AgentProcess
 from .providers.base import Host, run, start_agent
+from .providers.program import Program, Stoppable
+from .target import Target
 
 
 class LabSetupError(Exception):
@@ -17,7 +20,7 @@ class LabSetupError(Exception):
 class LabHost:
     """One realised host of a lab."""
 
-    def __init__(self, host: Host, tracker: list[AgentProcess]) -> None:
+    def __init__(self, host: Host, tracker: list[Stoppable]) -> None:
         self.host = host
         self._tracker = tracker
 
@@ -51,6 +54,26 @@ class LabHost:
         proc = start_agent(self.host, list(args))
         self._tracker.append(proc)
         return proc
+
+    def start(self, argv: Sequence[str], port: int, ready_timeout: float = 15.0) -> Target:
+        """Start your own server program in this host; wait until it listens on TCP ``port``.
+        Probes take the Target it returns; the lab stops the program at teardown.
+
+        LabSetupError, with the program's output, when it exits or does not listen in time.
+        """
+        program = Program(self.host.popen, list(argv), f"{self.host.label} {argv[0]}")
+        self._tracker.append(program)
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if not program.running:
+                raise LabSetupError(f"{self.name}: {argv[0]} exited with {program.proc.returncode} "
+                                    f"before listening on port {port}:\n{program.output()}")
+            if self.observe(port)["sockets"]["local_port"].get("LISTEN"):
+                return Target(self, self.address, port, program)
+            time.sleep(0.1)
+        program.stop()
+        raise LabSetupError(f"{self.name}: {argv[0]} did not listen on port {port} within "
+                            f"{ready_timeout:.0f} s:\n{program.output()}")
 
     def agent_once(self, *args: str, timeout: float = 30.0) -> dict[str, Any]:
         """Run a one-shot agent role and return its single event."""

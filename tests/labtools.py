@@ -1,6 +1,7 @@
 """Helpers for the integration tests: host snapshots and leftover checks."""
 import json
 import os
+import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -20,6 +21,11 @@ def namespaces_of(run_id: str) -> list[str]:
 
 def host_links() -> set[str]:
     return set(os.listdir("/sys/class/net"))
+
+
+def host_nft_ruleset() -> str:
+    """The host namespace's nftables ruleset (labs load theirs inside lab namespaces only)."""
+    return subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, check=True).stdout
 
 
 def results(path: Path) -> tuple[str, list[dict]]:

@@ -44,3 +44,29 @@ def test_the_agent_observes_a_real_listener_and_its_accept_queue():
     finally:
         server.stdin.close()
         server.wait(timeout=10)
+
+
+def test_open_spreads_over_processes_when_rlimit_nofile_is_low():
+    """Under a hard RLIMIT_NOFILE of 200 (not raisable from inside) the agent keeps 64 in reserve:
+    136 sockets a process, so 500 connections take 4 processes."""
+    server = subprocess.Popen(local_agent_argv(["server", "--bind", "127.0.0.1", "--mode", "hold",
+                                                "--backlog", "1024", "--max-seconds", "60"]),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        port = json.loads(server.stdout.readline())["port"]
+        opener = subprocess.Popen(["prlimit", "--nofile=200:200", "--",
+                                   *local_agent_argv(["open", "--target", f"127.0.0.1:{port}", "--count", "500",
+                                                      "--deadline", "30", "--hold", "30"])],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        opened = json.loads(opener.stdout.readline())
+        assert (opened["established"], opened["workers"]) == (500, 4), opened
+        opener.stdin.write("release\n")
+        opener.stdin.close()
+        released = json.loads(opener.stdout.readline())
+        assert released["still_open"] == 500, released
+        opener.wait(timeout=30)
+    finally:
+        server.stdin.close()
+        stats = json.loads(server.stdout.readline())
+        server.wait(timeout=10)
+    assert stats["accepted"] == 500 and stats["peak_open"] == 500

@@ -68,3 +68,28 @@ def test_a_profile_setting_the_kernel_refuses_fails_cleanly_naming_it(pytester):
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*connlab: profile *mylabs/odd.yaml: *sysctl net.ipv4.tcp_no_such_knob: *"])
     assert "Traceback" not in result.stdout.str()
+
+
+SERVER = ["python3", "-c", """
+import socket
+srv = socket.create_server(("0.0.0.0", 8080), backlog=1024)
+while True:
+    conn, _ = srv.accept()
+    conn.recv(1)
+    conn.close()
+"""]
+
+
+@pytest.mark.settings(sysctl={"net.ipv4.ip_local_port_range": "20000 20099"})
+def test_your_own_server_program_is_a_probe_target(lab):
+    server = lab.server.start(SERVER, port=8080)
+    obs = lab.probe.ephemeral_ports(target=server)
+    assert (obs.observed, obs.ended_by) == (100, "EADDRNOTAVAIL"), obs.explain()
+    assert server.process.running
+    assert server.stop()["returncode"] == -15  # stopped by SIGTERM, as teardown does
+
+
+def test_a_server_that_never_listens_is_a_clear_setup_error(lab):
+    from pytest_connlab.labhost import LabSetupError
+    with pytest.raises(LabSetupError, match="exited with 3 before listening on port 8080"):
+        lab.server.start(["python3", "-c", "import sys; print('no config'); sys.exit(3)"], port=8080)

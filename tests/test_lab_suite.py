@@ -1,7 +1,7 @@
 """The reproduction suite on real netns labs, run as a user would (pytester subprocesses)."""
 import pytest
 
-from .labtools import REPO, host_links, host_sysctls, namespaces_of, results
+from .labtools import REPO, host_links, host_nft_ruleset, host_sysctls, namespaces_of, results
 
 pytestmark = pytest.mark.usefixtures("needs_netns")
 
@@ -19,7 +19,7 @@ EXPECTED = {  # (limit, profile): (observed, ended_by)
 
 
 def test_every_profile_reproduces_its_limits_and_leaves_nothing(pytester):
-    before_sysctls, before_links = host_sysctls(), host_links()
+    before_sysctls, before_links, before_nft = host_sysctls(), host_links(), host_nft_ruleset()
     out = pytester.path / "results.json"
     result = pytester.runpytest_subprocess(str(REPO / "labs"), "--lab=all", f"--lab-json={out}",
                                            "-p", "no:cacheprovider")
@@ -35,6 +35,7 @@ def test_every_profile_reproduces_its_limits_and_leaves_nothing(pytester):
     assert namespaces_of(run_id) == []
     assert host_sysctls() == before_sysctls
     assert host_links() == before_links
+    assert host_nft_ruleset() == before_nft
 
 
 def _observed(out):

@@ -9,7 +9,8 @@ from ..errnos import linux_names_for
 from ..observation import Observation
 
 if TYPE_CHECKING:
-    from ..lab import Lab, Target
+    from ..lab import Lab
+    from ..target import Target
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class LabExpectation:
 
 def start_agent_server(lab: Lab, mode: str, backlog: int = 4096, port: int = 0) -> Target:
     """Run the agent's server on the lab's server host and wait until it listens."""
-    from ..lab import Target
+    from ..target import Target
     proc = lab.server.agent("server", "--port", str(port), "--backlog", str(backlog),
                             "--mode", mode, "--max-seconds", "900")
     ready = proc.expect("ready", timeout=15)

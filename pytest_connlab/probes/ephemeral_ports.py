@@ -16,7 +16,8 @@ from ..observation import NO_ERROR, Observation, counter_delta
 from .common import expectation, observation, start_agent_server
 
 if TYPE_CHECKING:
-    from ..lab import Lab, Target
+    from ..lab import Lab
+    from ..target import Target
 
 LIMIT = "ephemeral_ports"
 PORT_RANGE = "net.ipv4.ip_local_port_range"

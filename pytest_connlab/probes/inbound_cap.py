@@ -14,7 +14,9 @@ from ..providers.agentproc import AgentProcess
 from .common import expectation, observation, start_agent_server
 
 if TYPE_CHECKING:
-    from ..lab import Lab, LabHost, Target
+    from ..lab import Lab
+    from ..labhost import LabHost
+    from ..target import Target
 
 LIMIT = "inbound_cap"
 
