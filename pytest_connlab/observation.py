@@ -7,6 +7,7 @@ from typing import Any
 from .errnos import winsock_for
 
 NO_ERROR = "none"  # the probe reached its own bound without any error
+NOTE_KEYS = ("how", "time_wait_race", "parity_note")  # evidence a person should read on failure
 
 
 @dataclass
@@ -78,6 +79,9 @@ class Observation:
         lines.append(f"  fidelity {self.fidelity}: {self.fidelity_reason}")
         if self.counters:
             lines.append("  counters: " + ", ".join(f"{k} +{v}" for k, v in sorted(self.counters.items())))
+        for key in NOTE_KEYS:
+            if self.evidence.get(key):
+                lines.append(f"  note: {self.evidence[key]}")
         if self.conditions:
             lines.append("  conditions: " + ", ".join(f"{k}={v}" for k, v in self.conditions.items()))
         return "\n".join(lines)
