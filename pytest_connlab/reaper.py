@@ -50,9 +50,12 @@ class RunLock:
             os.close(self.fd)
 
     def release(self) -> None:
+        """Let go; the last holder of a run's lock also removes the file."""
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+            if not run_is_alive(self.run_id):
+                self.path.unlink(missing_ok=True)
 
 
 def run_is_alive(run_id: str) -> bool:

@@ -1,6 +1,8 @@
 """The reproduction suite on real netns labs, run as a user would (pytester subprocesses)."""
 import pytest
 
+from pytest_connlab.reaper import LOCK_DIR
+
 from .labtools import REPO, host_links, host_nft_ruleset, host_sysctls, namespaces_of, results
 
 pytestmark = pytest.mark.usefixtures("needs_netns")
@@ -33,6 +35,7 @@ def test_every_profile_reproduces_its_limits_and_leaves_nothing(pytester):
                                  "*ephemeral_ports*win2003*3976*3976*EADDRNOTAVAIL (WSAENOBUFS 10055)*exact*ok*",
                                  "*listen_backlog*win2003*201*201*ETIMEDOUT*approximate*ok*"])
     assert namespaces_of(run_id) == []
+    assert not (LOCK_DIR / f"{run_id}.lock").exists()
     assert host_sysctls() == before_sysctls
     assert host_links() == before_links
     assert host_nft_ruleset() == before_nft
