@@ -48,7 +48,3 @@ class SubnetAllocator:
     def release(self, subnet: IPv4Network) -> None:
         """Give a subnet back."""
         self._taken.remove(subnet)
-
-    @property
-    def in_use(self) -> list[IPv4Network]:
-        return list(self._taken)

@@ -26,7 +26,3 @@ def limits_touched_by(sysctl_key: str) -> set[str]:
     """The limits whose outcome ``sysctl_key`` bears on."""
     return {limit for limit, knobs in LIMIT_KNOBS.items() if sysctl_key in knobs}
 
-
-def describe(limit: str) -> str:
-    """The sentence for ``limit``."""
-    return LIMITS[limit]

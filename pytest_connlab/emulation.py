@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 FIDELITIES = ("exact", "approximate", "none")
-NFT_TABLE = "connlab"  # the lab appends the run id: one table per lab host
 
 
 @dataclass

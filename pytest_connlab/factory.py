@@ -59,7 +59,7 @@ class LabFactory:
         """Leave a lab standing for inspection; the sweep spares it until `connlab down`."""
         if lab in self.live:
             self.live.remove(lab)
-        lab.stop_agents()
+        lab.stop_processes()
         KEEP_DIR.mkdir(parents=True, exist_ok=True)
         (KEEP_DIR / lab.name).write_text(lab.profile.name + "\n")
         return lab.describe_access()

@@ -24,8 +24,8 @@ class Lab:
         self.provider = provider
         self.topology = topology
         self._raw_hosts = hosts
-        self.agents: list[Stoppable] = []
-        self.hosts = {h.spec.name: LabHost(h, self.agents) for h in hosts}
+        self.processes: list[Stoppable] = []
+        self.hosts = {h.spec.name: LabHost(h, self.processes) for h in hosts}
         self.server = self.hosts["server"]
         self.clients = [h for h in self.hosts.values() if h.role == "client"]
         self.observations: list[Observation] = []
@@ -110,9 +110,10 @@ class Lab:
         self.observations.append(observation)
         return observation
 
-    def stop_agents(self) -> None:
-        while self.agents:
-            self.agents.pop().stop(timeout=5)
+    def stop_processes(self) -> None:
+        """Stop every agent and program started in this lab, newest first."""
+        while self.processes:
+            self.processes.pop().stop(timeout=5)
 
     def restore(self) -> list[str]:
         """Undo every setting, newest first; return the problems met (undo goes on regardless)."""
@@ -126,8 +127,8 @@ class Lab:
         return problems
 
     def teardown(self) -> list[str]:
-        """Stop agents, restore settings (unless the hosts are disposable), remove hosts."""
-        self.stop_agents()
+        """Stop agents and programs, restore settings (unless the hosts are disposable), remove hosts."""
+        self.stop_processes()
         problems = [] if self.provider.disposable_hosts else self.restore()
         self._undo.clear()
         self.provider.destroy(self._raw_hosts)

@@ -61,7 +61,7 @@ class LabHost:
 
         LabSetupError, with the program's output, when it exits or does not listen in time.
         """
-        program = Program(self.host.popen, list(argv), f"{self.host.label} {argv[0]}")
+        program = Program(self.host.popen, list(argv))
         self._tracker.append(program)
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:

@@ -28,6 +28,3 @@ class Probes:
         """Count the client computers served at once."""
         return inbound_cap.run(self._lab, **kwargs)
 
-
-PROBES = {"ephemeral_ports": ephemeral_ports, "listen_backlog": listen_backlog,
-          "inbound_cap": inbound_cap}

@@ -7,12 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..agent.workers import BOOT  # one bootstrap for the controller and the agent's own workers
 from ..topology import HostSpec, Topology
 from .agentproc import AgentProcess
 
 AGENT_PARENT = str(Path(__file__).resolve().parent.parent)  # the folder holding agent/
-AGENT_BOOT = ("import sys,runpy;sys.path.insert(0,sys.argv.pop(1));"
-              "runpy.run_module('agent',run_name='__main__',alter_sys=True)")
 
 
 class ProviderUnavailable(Exception):
@@ -49,7 +48,7 @@ class Provider(Protocol):
 
 def local_agent_argv(args: Sequence[str], python: str = sys.executable) -> list[str]:
     """Run the agent from this package with an isolated interpreter (-I: no user site, no env)."""
-    return [python, "-I", "-c", AGENT_BOOT, AGENT_PARENT, *args]
+    return [python, "-I", "-c", BOOT, AGENT_PARENT, *args]
 
 
 def run(host: Host, argv: Sequence[str], input: bytes | None = None,

@@ -8,7 +8,6 @@ so nothing is ever created in, or changed in, the host's own namespace.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -148,8 +147,3 @@ def remove_namespace(name: str) -> None:
     except (FileNotFoundError, OSError):
         if path.exists():
             raise
-
-
-def nft_available() -> bool:
-    """True when the nft command is installed."""
-    return shutil.which("nft") is not None

@@ -16,9 +16,7 @@ class Stoppable(Protocol):
 class Program:
     """A process started in a host; output goes to a file (never a pipe that could fill up)."""
 
-    def __init__(self, spawn: Callable[..., subprocess.Popen[bytes]], argv: list[str], label: str) -> None:
-        self.label = label
-        self.argv = argv
+    def __init__(self, spawn: Callable[..., subprocess.Popen[bytes]], argv: list[str]) -> None:
         self._log = tempfile.TemporaryFile()
         self.proc = spawn(argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
 
