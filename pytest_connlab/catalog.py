@@ -1,4 +1,4 @@
-"""The limits connlab knows, each in a sentence."""
+"""The limits connlab knows, each in a sentence, and the Linux knobs each depends on."""
 from __future__ import annotations
 
 LIMITS: dict[str, str] = {
@@ -8,6 +8,26 @@ LIMITS: dict[str, str] = {
                       "before further connection attempts fail.",
     "inbound_cap": "How many distinct client computers a server serves at once "
                    "before it refuses the next one.",
+    "syn_backlog": "How many half-open (SYN_RECV) connections a listener keeps for clients whose "
+                   "final ACK never comes, and whether legitimate clients still get in.",
+    "accept_overflow": "How many late handshakes (final ACK arriving while the accept queue is full) "
+                       "are reset rather than silently dropped.",
+    "outbound_half_open": "How many outbound connects may be incomplete (SYN sent, no answer) at once "
+                          "before further SYNs are held back.",
+    "time_wait_length": "How many seconds a closed connection stays in TIME_WAIT.",
+    "time_wait_buckets": "How many TIME_WAIT entries a host keeps before it closes connections "
+                         "without one.",
+    "connection_cap": "How many live TCP connections a server admits before it refuses the next.",
+    "http_connection_cap": "How many HTTP clients a web server serves at once before it answers "
+                           "with an error (403.9, 503).",
+    "router_table": "How many connections a router or firewall in front of the server tracks "
+                    "before it drops new ones.",
+    "keepalive": "How many unanswered keepalive probes a connection sends before it is declared dead.",
+    "fd_limit": "How many connections a server process accepts before it runs out of file "
+                "descriptors (EMFILE).",
+    "thread_pool": "How many connections a thread-per-connection server serves at once.",
+    "per_server_cap": "How many connections an HTTP client opens to one server at once.",
+    "tcb_hash": "How many established connections a host holds with a small TCB hash table.",
 }
 
 
@@ -19,10 +39,25 @@ LIMIT_KNOBS: dict[str, frozenset[str]] = {
     "listen_backlog": frozenset({"net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog",
                                  "net.ipv4.tcp_syncookies", "net.ipv4.tcp_abort_on_overflow"}),
     "inbound_cap": frozenset(),
+    "syn_backlog": frozenset({"net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog",
+                              "net.ipv4.tcp_syncookies"}),
+    "accept_overflow": frozenset({"net.ipv4.tcp_abort_on_overflow", "net.core.somaxconn"}),
+    "outbound_half_open": frozenset(),
+    "time_wait_length": frozenset(),
+    "time_wait_buckets": frozenset({"net.ipv4.tcp_max_tw_buckets", "net.ipv4.ip_local_port_range",
+                                    "net.ipv4.tcp_tw_reuse"}),
+    "connection_cap": frozenset(),
+    "http_connection_cap": frozenset(),
+    "router_table": frozenset(),
+    "keepalive": frozenset({"net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_keepalive_intvl",
+                            "net.ipv4.tcp_keepalive_probes"}),
+    "fd_limit": frozenset({"rlimit.nofile"}),
+    "thread_pool": frozenset(),
+    "per_server_cap": frozenset(),
+    "tcb_hash": frozenset({"net.ipv4.tcp_child_ehash_entries"}),
 }
 
 
 def limits_touched_by(sysctl_key: str) -> set[str]:
     """The limits whose outcome ``sysctl_key`` bears on."""
     return {limit for limit, knobs in LIMIT_KNOBS.items() if sysctl_key in knobs}
-

@@ -6,7 +6,7 @@ the fidelity so nobody mistakes an approximation for the real thing.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 FIDELITIES = ("exact", "approximate", "none")
@@ -18,6 +18,9 @@ class Knobs:
 
     sysctls: dict[str, dict[str, str]] = field(default_factory=dict)
     nft: dict[str, list[str]] = field(default_factory=dict)
+    birth: dict[str, dict[str, str]] = field(default_factory=dict)  # set in the parent before creation
+    rlimits: dict[str, dict[str, int]] = field(default_factory=dict)
+    scoped: dict[str, int] = field(default_factory=dict)  # settings a probe applies itself
 
     def add_sysctl(self, role: str, key: str, value: str) -> None:
         self.sysctls.setdefault(role, {})[key] = value
@@ -25,11 +28,17 @@ class Knobs:
     def add_nft(self, role: str, fragment: str) -> None:
         self.nft.setdefault(role, []).append(fragment)
 
+    def add_birth(self, role: str, key: str, value: str) -> None:
+        self.birth.setdefault(role, {})[key] = value
+
     def merge(self, other: Knobs) -> None:
-        for role, values in other.sysctls.items():
-            self.sysctls.setdefault(role, {}).update(values)
+        for mine, theirs in ((self.sysctls, other.sysctls), (self.birth, other.birth),
+                             (self.rlimits, other.rlimits)):
+            for role, values in theirs.items():
+                mine.setdefault(role, {}).update(values)  # type: ignore[attr-defined]
         for role, fragments in other.nft.items():
             self.nft.setdefault(role, []).extend(fragments)
+        self.scoped.update(other.scoped)
 
 
 @dataclass(frozen=True)
@@ -42,27 +51,52 @@ class Rule:
     limits: tuple[str, ...]
     fidelity: str
     reason: str
-    knobs: Callable[[int], Knobs]
+    knobs: Callable[[int, Mapping[str, int]], Knobs]  # (value, every setting of the profile)
     linux: str  # the knob(s) in words, for `connlab show`
+    applied_by: str = "lab"  # "probe": only the probe of the limit applies it (it would distort others)
 
 
-def _port_range(value: int) -> Knobs:
+Settings = Mapping[str, int]
+HALF_OPEN_CAP_OF_RATE_LIMITING = 10  # Vista RTM/SP1 and EnableConnectionRateLimiting=1 [KB969710]
+
+
+def _sysctl(role: str, key: str, convert: Callable[[int], int | str] = lambda v: v
+            ) -> Callable[[int, Settings], Knobs]:
+    def knobs(value: int, _: Settings) -> Knobs:
+        k = Knobs()
+        k.add_sysctl(role, key, str(convert(value)))
+        return k
+    return knobs
+
+
+def _no_knob(_: int, __: Settings) -> Knobs:
+    return Knobs()
+
+
+def _scoped(setting: str) -> Callable[[int, Settings], Knobs]:
+    def knobs(value: int, _: Settings) -> Knobs:
+        k = Knobs()
+        k.scoped[setting] = value
+        return k
+    return knobs
+
+
+def _port_range(value: int, _: Settings) -> Knobs:
     k = Knobs()
     k.add_sysctl("all", "net.ipv4.ip_local_port_range", f"1025 {value}")
     return k
 
 
-def _no_knob(_: int) -> Knobs:
-    return Knobs()
-
-
-def _somaxconn(value: int) -> Knobs:
+def _dynamic_ports(_: int, settings: Settings) -> Knobs:
+    """``netsh int ipv4 set dynamicport tcp start=S num=N`` -> S .. S+N-1."""
+    start = settings.get("Netsh.DynamicPortStart", 49152)
+    count = settings.get("Netsh.DynamicPortCount", 16384)
     k = Knobs()
-    k.add_sysctl("all", "net.core.somaxconn", str(value))
+    k.add_sysctl("all", "net.ipv4.ip_local_port_range", f"{start} {min(65535, start + count - 1)}")
     return k
 
 
-def _computer_cap(value: int) -> Knobs:
+def _computer_cap(value: int, _: Settings) -> Knobs:
     """A size-N set of source IPs: the first N computers are admitted, later ones reset."""
     k = Knobs()
     k.add_nft("server", "\n".join([
@@ -79,31 +113,174 @@ def _computer_cap(value: int) -> Knobs:
     return k
 
 
+def _refuse_on_full(value: int, _: Settings) -> Knobs:
+    k = Knobs()
+    if value:
+        k.add_sysctl("server", "net.ipv4.tcp_abort_on_overflow", "1")
+        k.scoped["Product.RefuseOnFullBacklog"] = 1
+    return k
+
+
+def _syn_protect(value: int, _: Settings) -> Knobs:
+    k = Knobs()
+    k.add_sysctl("server", "net.ipv4.tcp_syncookies", "1" if value else "0")
+    return k
+
+
+def _connection_cap(value: int, _: Settings) -> Knobs:
+    """Live TCP connections into the server, counted by conntrack; the next is reset."""
+    k = Knobs()
+    if value < 1_000_000:
+        k.add_nft("server", "\n".join([
+            "chain tcp_connection_cap {",
+            "  type filter hook input priority filter; policy accept;",
+            '  iifname "lo" accept',
+            f"  meta l4proto tcp ct state new ct count over {value} counter reject with tcp reset",
+            "}",
+        ]))
+    return k
+
+
+def _rate_limiting(value: int, _: Settings) -> Knobs:
+    k = Knobs()
+    if value:
+        k.scoped["Product.HalfOpenOutboundCap"] = HALF_OPEN_CAP_OF_RATE_LIMITING
+    return k
+
+
+def _router_table(value: int, _: Settings) -> Knobs:
+    """The router's connection table: past ``value`` tracked connections, new ones are dropped."""
+    k = Knobs()
+    k.add_nft("router", "\n".join([
+        "counter table_full {}",
+        "chain connection_table {",
+        "  type filter hook forward priority filter; policy accept;",
+        f"  ct state new ct count over {value} counter name table_full drop",
+        "}",
+    ]))
+    return k
+
+
+def _ms_to_s(value: int) -> int:
+    return max(1, round(value / 1000))
+
+
 RULES: dict[str, Rule] = {r.setting: r for r in (
     Rule("Tcpip.MaxUserPort", 5000, 65534, ("ephemeral_ports",), "exact",
          "Linux hands out the same 1025..MaxUserPort range, so the count of connects to one "
          "destination matches. Linux pools ports per destination ip:port and fails connect() "
          "with EADDRNOTAVAIL where Winsock gives WSAENOBUFS 10055.",
          _port_range, "net.ipv4.ip_local_port_range = 1025 <value>"),
+    Rule("Netsh.DynamicPortStart", 1025, 65280, ("ephemeral_ports",), "exact",
+         "netsh int ipv4 set dynamicport tcp start=<value>: the first port of the range; "
+         "Linux hands out the same range (pooled per destination).",
+         _dynamic_ports, "net.ipv4.ip_local_port_range = <start> <start+num-1>"),
+    Rule("Netsh.DynamicPortCount", 255, 64511, ("ephemeral_ports",), "exact",
+         "netsh int ipv4 set dynamicport tcp num=<value>: the size of the range (at least 255).",
+         _dynamic_ports, "net.ipv4.ip_local_port_range = <start> <start+num-1>"),
     Rule("Tcpip.TcpTimedWaitDelay", 30, 300, ("time_wait_length",), "none",
          "Linux TIME_WAIT is fixed at 60 s (TCP_TIMEWAIT_LEN) with no knob: ports come back "
          "after 60 s, not after this delay. Exhaustion counts within 60 s are unaffected.",
          _no_knob, "none (TCP_TIMEWAIT_LEN is 60 s, compiled in)"),
-    Rule("Product.ListenBacklogCap", 1, 65535, ("listen_backlog",), "approximate",
+    Rule("Product.ListenBacklogCap", 1, 65535, ("listen_backlog", "syn_backlog"), "approximate",
          "A product limit of the edition (not a registry value), emulated by net.core.somaxconn. "
          "Linux completes cap+1 handshakes and then drops further SYNs silently (the client "
          "times out), where Windows refuses with WSAECONNREFUSED 10061.",
-         _somaxconn, "net.core.somaxconn = <value>"),
+         _sysctl("all", "net.core.somaxconn"), "net.core.somaxconn = <value>"),
+    Rule("Product.RefuseOnFullBacklog", 0, 1, ("listen_backlog", "accept_overflow"), "approximate",
+         "Windows answers a connect to a full backlog with a reset (WSAECONNREFUSED). Linux has no "
+         "such switch: the lab resets late handshakes (tcp_abort_on_overflow=1), and the backlog "
+         "probe caps its never-accepting listener with nft 'ct count over <backlog> reject with "
+         "tcp reset', which equals the accept queue only while nothing is accepted.",
+         _refuse_on_full, "net.ipv4.tcp_abort_on_overflow = 1 (server); nft ct count reset, in the probe"),
     Rule("Product.InboundComputerCap", 1, 1000, ("inbound_cap",), "approximate",
          "XP counts computers with open sessions over all protocols and refuses the next at "
          "the session layer (NT error 71, IIS 403.9). The lab admits the first N source IPs "
          "(an nft set of size N) and resets TCP connections from any other.",
          _computer_cap, "nft set of source IPs, size <value>, reject with tcp reset"),
+    Rule("Tcpip.SynAttackProtect", 0, 2, ("syn_backlog",), "approximate",
+         "With protection on, Windows cuts SYN-ACK retransmissions and route-cache work once "
+         "TcpMaxHalfOpen is passed; Linux answers from SYN cookies once the SYN queue is full. "
+         "In both, legitimate clients still complete during a flood; off, they do not.",
+         _syn_protect, "net.ipv4.tcp_syncookies = 0 (off) or 1 (on) on the server"),
+    Rule("Tcpip.TcpMaxHalfOpen", 1, 65535, ("syn_backlog",), "approximate",
+         "Windows' half-open threshold for SYN attack protection. Linux's tcp_max_syn_backlog "
+         "bounds the SYN queue only with cookies off, at max - max/4 + 1 (the 3/4 rule), and "
+         "never above the listen backlog + 1.",
+         _sysctl("server", "net.ipv4.tcp_max_syn_backlog"), "net.ipv4.tcp_max_syn_backlog = <value>"),
+    Rule("Product.HalfOpenOutboundCap", 1, 1000, ("outbound_half_open",), "approximate",
+         "tcpip.sys of XP SP2 lets <value> outbound connects be incomplete at once and queues the "
+         "rest (event 4226). The lab keeps an nft set of <value> half-open connections on the "
+         "client: a SYN that finds the set full is dropped and retried by the kernel (about 1 s), "
+         "so the rest are delayed, not failed. Slots free at set GC (gc-interval 100ms). "
+         "Applied by the probe only: it throttles every connect of the host.",
+         _scoped("Product.HalfOpenOutboundCap"), "nft dynamic set of half-open connections, size <value>",
+         applied_by="probe"),
+    Rule("Tcpip.EnableConnectionRateLimiting", 0, 1, ("outbound_half_open",), "approximate",
+         "Vista SP2 / 2008 SP2: 1 turns the half-open outbound cap of 10 back on; 0 (default) "
+         "leaves it off. Emulated like Product.HalfOpenOutboundCap.",
+         _rate_limiting, "nft dynamic set of half-open connections, size 10, when 1",
+         applied_by="probe"),
+    Rule("Tcpip.TcpNumConnections", 1, 0xFFFFFE, ("connection_cap",), "approximate",
+         "Windows' cap on TCP control blocks (default 0xFFFFFE, no practical cap). The lab counts "
+         "live inbound connections with nft 'ct count over <value>' and resets the next; a closed "
+         "connection stops counting at FIN, not after TIME_WAIT.",
+         _connection_cap, "nft ct count over <value> reject with tcp reset (server input)"),
+    Rule("IIS.MaxConnections", 1, 40, ("http_connection_cap",), "approximate",
+         "IIS 5.1 on XP Professional serves 10 connections (at most 40) and answers the next "
+         "with HTTP 403.9. The agent's HTTP server plays IIS: the connection past the cap gets "
+         "403.9 and is closed.",
+         _scoped("IIS.MaxConnections"), "the agent's HTTP server: 403.9 past <value> live connections",
+         applied_by="probe"),
+    Rule("HTTP.MaxConnections", 1024, 2_031_616, ("http_connection_cap",), "approximate",
+         "HTTP.SYS refuses connections past MaxConnections (503, Connections_refused in "
+         "httperr.log). The agent's HTTP server plays HTTP.SYS with a 503.",
+         _scoped("HTTP.MaxConnections"), "the agent's HTTP server: 503 past <value> live connections",
+         applied_by="probe"),
+    Rule("WinInet.MaxConnectionsPerServer", 1, 128, ("per_server_cap",), "approximate",
+         "WinInet opens at most this many connections to one HTTP/1.1 server (2 by default) and "
+         "queues further requests without an error. The agent's HTTP client pools the same way; "
+         "WinInet itself is not involved.",
+         _scoped("WinInet.MaxConnectionsPerServer"), "the agent's HTTP client: a pool of <value>",
+         applied_by="probe"),
+    Rule("Tcpip.KeepAliveTime", 1000, 0xFFFFFFFE, ("keepalive",), "exact",
+         "Milliseconds of idle before the first keepalive probe; Linux counts whole seconds.",
+         _sysctl("all", "net.ipv4.tcp_keepalive_time", _ms_to_s), "net.ipv4.tcp_keepalive_time = <value>/1000"),
+    Rule("Tcpip.KeepAliveInterval", 1000, 0xFFFFFFFE, ("keepalive",), "exact",
+         "Milliseconds between unanswered keepalive probes; Linux counts whole seconds.",
+         _sysctl("all", "net.ipv4.tcp_keepalive_intvl", _ms_to_s),
+         "net.ipv4.tcp_keepalive_intvl = <value>/1000"),
+    Rule("Tcpip.TcpMaxDataRetransmissions", 1, 255, ("keepalive",), "approximate",
+         "On 2000/XP/2003 the keepalive probe count is TcpMaxDataRetransmissions (5). The lab "
+         "sets tcp_keepalive_probes; Linux's data retransmissions (tcp_retries2) are left alone.",
+         _sysctl("all", "net.ipv4.tcp_keepalive_probes"), "net.ipv4.tcp_keepalive_probes = <value>"),
+    Rule("Product.KeepAliveProbes", 1, 255, ("keepalive",), "exact",
+         "Vista and later send 10 keepalive probes, fixed (SIO_KEEPALIVE_VALS reference).",
+         _sysctl("all", "net.ipv4.tcp_keepalive_probes"), "net.ipv4.tcp_keepalive_probes = <value>"),
+    Rule("Tcpip.MaxHashTableSize", 64, 65536, ("tcb_hash",), "approximate",
+         "The TCB hash of 2000/2003 (ignored on 2008+). The server's namespace is created from a "
+         "parent with tcp_child_ehash_entries = <value> (rounded up to a power of two). On Linux "
+         "it is no cap on connections; it quietly sets tcp_max_tw_buckets to half the buckets, "
+         "which the profile's pins put back.",
+         lambda v, _: _birth("server", "net.ipv4.tcp_child_ehash_entries", v),
+         "net.ipv4.tcp_child_ehash_entries = <value> in the parent of the server's namespace"),
+    Rule("Router.ConnectionTableSize", 1, 1_000_000, ("router_table",), "approximate",
+         "A NAT router or firewall that tracks <value> connections and drops new ones past it. "
+         "nf_conntrack_max is host-wide (read-only in a lab namespace), so the router counts "
+         "its tracked connections with nft 'ct count over <value>' and drops the next, counting "
+         "each drop in the nft counter table_full.",
+         _router_table, "nft ct count over <value> drop, forward hook of the router"),
 )}
 
 
+def _birth(role: str, key: str, value: int) -> Knobs:
+    k = Knobs()
+    k.add_birth(role, key, str(value))
+    return k
+
+
 def rule_for(setting: str) -> Rule | None:
-    """The rule for a Windows setting, or None when connlab does not know it."""
+    """The rule for an emulated setting, or None when connlab does not know it."""
     return RULES.get(setting)
 
 

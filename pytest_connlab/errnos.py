@@ -6,6 +6,7 @@ ephemeral ports is EADDRNOTAVAIL from Linux connect() and WSAENOBUFS from Winsoc
 from __future__ import annotations
 
 import errno
+import re
 
 WINSOCK_EQUIVALENT: dict[str, tuple[str, int]] = {
     "EADDRNOTAVAIL": ("WSAENOBUFS", 10055),
@@ -32,11 +33,14 @@ def winsock_for(errno_name: str | None) -> str | None:
 
 def linux_names_for(error_name: str) -> set[str]:
     """Linux errno names that stand for ``error_name`` (itself a Linux or a Winsock name)."""
-    if error_name in errno.errorcode.values():
+    if error_name in errno.errorcode.values() or HTTP_ERROR.fullmatch(error_name):
         return {error_name}
     return {lin for lin, (wsa, _) in WINSOCK_EQUIVALENT.items() if wsa == error_name}
 
 
+HTTP_ERROR = re.compile(r"HTTP [45]\d\d(\.\d+)?")  # an application's answer: "HTTP 403.9", "HTTP 503"
+
+
 def is_known_error_name(name: str) -> bool:
-    """True for a Linux errno name or a Winsock name this module maps."""
-    return name in errno.errorcode.values() or name in WINSOCK_NAMES
+    """True for a Linux errno name, a Winsock name this module maps, or an HTTP error status."""
+    return name in errno.errorcode.values() or name in WINSOCK_NAMES or bool(HTTP_ERROR.fullmatch(name))

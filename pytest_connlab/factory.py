@@ -26,7 +26,8 @@ class LabFactory:
     def build(self, profile: Profile, request: TopologyRequest) -> Lab:
         """Realise a topology, apply the profile; on any failure remove what was made."""
         self.provider.check()
-        topology = plan(request, self.allocator)
+        knobs = profile.knobs()
+        topology = plan(request, self.allocator, knobs.birth)
         name = f"{NAME_PREFIX}-{self.run_id}-{self.worker}-{next(self._seq)}"
         try:
             hosts = self.provider.realise(topology, name)
@@ -36,7 +37,8 @@ class LabFactory:
         lab = Lab(name, self.run_id, profile, self.provider, topology, hosts)
         self.live.append(lab)
         try:
-            lab.apply(profile.knobs())
+            lab.apply_topology()
+            lab.apply(knobs)
         except BaseException:
             self.destroy(lab)
             raise

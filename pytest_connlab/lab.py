@@ -27,7 +27,10 @@ class Lab:
         self.processes: list[Stoppable] = []
         self.hosts = {h.spec.name: LabHost(h, self.processes) for h in hosts}
         self.server = self.hosts["server"]
+        self.router: LabHost | None = self.hosts.get("router")
         self.clients = [h for h in self.hosts.values() if h.role == "client"]
+        self.rlimits: dict[str, dict[str, int]] = {}
+        self.scoped: dict[str, int] = {}  # emulated settings only the probe of their limit applies
         self.observations: list[Observation] = []
         self.conditions: dict[str, str] = {}
         self._undo: list[tuple[str, Callable[[], None]]] = []
@@ -42,10 +45,23 @@ class Lab:
         return list(self.hosts.values()) if role == "all" else \
             [h for h in self.hosts.values() if h.role == role]
 
+    def apply_topology(self) -> None:
+        """What each host's part in the topology needs (a router forwards and masquerades)."""
+        self.set_many({h.name: dict(h.host.spec.sysctls) for h in self.hosts.values() if h.host.spec.sysctls})
+        for host in self.hosts.values():
+            if host.host.spec.nft:
+                self.load_nft(host, list(host.host.spec.nft))
+
     def apply(self, knobs: Knobs) -> None:
-        """Apply sysctls (all hosts at once) then nft rules, each pushed on the undo stack."""
+        """Apply sysctls (all hosts at once) then nft rules, each pushed on the undo stack; keep
+        the process limits for the server's programs and the settings probes apply themselves."""
+        self.rlimits = {role: dict(v) for role, v in knobs.rlimits.items()}
+        self.scoped = dict(knobs.scoped)
+        for role, limits in self.rlimits.items():
+            for host in self.hosts_for(role):
+                host.rlimits = limits
         per_host: dict[str, dict[str, str]] = {}
-        for role in ("all", "server", "client"):
+        for role in ("all", "server", "client", "router"):
             for host in self.hosts_for(role):
                 per_host.setdefault(host.name, {}).update(knobs.sysctls.get(role, {}))
         self.set_many({name: v for name, v in per_host.items() if v})

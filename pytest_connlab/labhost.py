@@ -23,6 +23,12 @@ class LabHost:
     def __init__(self, host: Host, tracker: list[Stoppable]) -> None:
         self.host = host
         self._tracker = tracker
+        self.rlimits: dict[str, int] = {}  # the profile's process limits for programs started here
+
+    @property
+    def birth_report(self) -> dict[str, str | None]:
+        """What this host's namespace was born with, when it was made with birth sysctls."""
+        return dict(getattr(self.host, "birth_report", {}) or {})
 
     @property
     def name(self) -> str:
@@ -63,6 +69,10 @@ class LabHost:
         """
         program = Program(self.host.popen, list(argv))
         self._tracker.append(program)
+        if "nofile" in self.rlimits and program.proc.pid:
+            import resource
+            _, hard = resource.prlimit(program.proc.pid, resource.RLIMIT_NOFILE)
+            resource.prlimit(program.proc.pid, resource.RLIMIT_NOFILE, (min(self.rlimits["nofile"], hard), hard))
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if not program.running:

@@ -10,11 +10,12 @@ from .profiles import Profile, ProfileError
 from .topology import TopologyRequest
 
 MARKERS = {
-    "topology": "topology(clients=1, ips_per_client=1): the lab hosts this test needs",
-    "settings": "settings(sysctl={...}, windows={...}): settings applied on top of the lab profile",
+    "topology": "topology(clients=1, ips_per_client=1, router=False): the lab hosts this test needs",
+    "settings": "settings(sysctl={...}, windows={...}, emulated={...}, rlimit={'nofile': N}): settings applied on top of "
+                "the lab profile (windows and emulated both take emulated settings, e.g. Tcpip.MaxUserPort)",
     "limit": "limit(name): the documented limit this test reproduces",
 }
-SETTINGS_KINDS = ("sysctl", "windows")
+SETTINGS_KINDS = ("sysctl", "windows", "emulated", "rlimit")
 
 
 def _only_kwargs(item: pytest.Item, name: str) -> dict[str, Any]:
@@ -29,10 +30,10 @@ def _only_kwargs(item: pytest.Item, name: str) -> dict[str, Any]:
 def topology_of(item: pytest.Item) -> TopologyRequest:
     """The test's TopologyRequest; a UsageError names the test and the bad argument."""
     kwargs = _only_kwargs(item, "topology")
-    unknown = set(kwargs) - {"clients", "ips_per_client"}
+    unknown = set(kwargs) - {"clients", "ips_per_client", "router"}
     if unknown:
         raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.topology: unknown argument "
-                                f"{', '.join(sorted(unknown))}; known: clients, ips_per_client")
+                                f"{', '.join(sorted(unknown))}; known: clients, ips_per_client, router")
     try:
         return TopologyRequest(**kwargs)
     except ValueError as exc:
@@ -52,7 +53,9 @@ def profile_for(item: pytest.Item, profile: Profile) -> Profile:
     if not kwargs:
         return profile
     try:
-        return profile.with_overrides(kwargs.get("sysctl", {}), kwargs.get("windows", {}),
+        rlimits = {f"rlimit.{k}": v for k, v in kwargs.get("rlimit", {}).items()}
+        return profile.with_overrides({**kwargs.get("sysctl", {}), **rlimits},
+                                      {**kwargs.get("windows", {}), **kwargs.get("emulated", {})},
                                       origin=f"{item.nodeid} @pytest.mark.settings")
     except ProfileError as exc:
         raise pytest.UsageError(str(exc)) from None

@@ -25,6 +25,8 @@ HOST_GLOBAL_SYSCTLS = {
     "net.ipv4.tcp_max_orphans", "net.core.netdev_max_backlog", "net.nf_conntrack_max",
 }
 UNLIMITED = "unlimited"
+RLIMIT_PREFIX = "rlimit."
+RLIMITS = ("nofile",)  # process limits a profile may set on the server's programs
 
 
 class ProfileError(Exception):
@@ -68,15 +70,22 @@ class Profile:
     def knobs(self) -> Knobs:
         """The Linux knobs that realise this profile on a lab."""
         knobs = Knobs()
+        emulated = {s.key: int(s.value) for s in self.settings if rule_for(s.key)}
         for s in self.settings:
             rule = rule_for(s.key)
             if rule is not None:
-                knobs.merge(rule.knobs(int(s.value)))
+                knobs.merge(rule.knobs(int(s.value), emulated))
+            elif s.key.startswith(RLIMIT_PREFIX):
+                knobs.rlimits.setdefault("server", {})[s.key[len(RLIMIT_PREFIX):]] = int(s.value)
             else:
                 knobs.add_sysctl("all", s.key, str(s.value))
         for pin in self.linux:
             knobs.add_sysctl("all", pin.key, str(pin.value))
         return knobs
+
+    def value_of(self, key: str) -> int | str | None:
+        """The value this profile gives a setting, or None when it does not set it."""
+        return next((s.value for s in (*self.settings, *self.linux) if s.key == key), None)
 
     def fidelity_for(self, limit: str) -> tuple[str, str]:
         """The fidelity of this profile's emulation of ``limit``, and why."""
@@ -93,17 +102,29 @@ class Profile:
         extra += [_windows_setting(origin, f"windows.{k}", k, v, origin) for k, v in windows.items()]
         keys = {s.key for s in extra}
         kept = tuple(s for s in self.settings if s.key not in keys)
+        pins = tuple(s for s in self.linux if s.key not in keys)
         touched = {lim for k in sysctl for lim in limits_touched_by(k)}
         touched |= {lim for k in windows if (r := rule_for(k)) for lim in r.limits}
         expect = {lim: e for lim, e in self.expect.items() if lim not in touched}
-        return replace(self, settings=kept + tuple(extra), expect=expect)
+        return replace(self, settings=kept + tuple(extra), linux=pins, expect=expect)
 
 
 def _fail(path: Path | str, key: str, message: str) -> ProfileError:
     return ProfileError(f"{path}: {key}: {message}")
 
 
+def _rlimit_setting(path: Path | str, where: str, key: str, value: Any, source: str) -> Setting:
+    name = key[len(RLIMIT_PREFIX):]
+    if name not in RLIMITS:
+        raise _fail(path, where, f"unknown process limit; known: {', '.join(RLIMIT_PREFIX + r for r in RLIMITS)}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 16:
+        raise _fail(path, where, f"expected a whole number of at least 16, got {value!r}")
+    return Setting(key, value, source)
+
+
 def _linux_setting(path: Path | str, where: str, key: str, value: Any, source: str) -> Setting:
+    if isinstance(key, str) and key.startswith(RLIMIT_PREFIX):
+        return _rlimit_setting(path, where, key, value, source)
     if not isinstance(key, str) or not key.startswith("net."):
         raise _fail(path, where, "only net.* sysctls are per network namespace; "
                     "other keys are host-wide and a lab never changes them")
@@ -121,7 +142,7 @@ def _windows_setting(path: Path | str, where: str, key: str, value: Any, source:
     rule = rule_for(key)
     if rule is None:
         from .emulation import RULES
-        raise _fail(path, where, f"unknown Windows setting; known: {', '.join(sorted(RULES))}")
+        raise _fail(path, where, f"unknown emulated setting; known: {', '.join(sorted(RULES))}")
     if isinstance(value, bool) or not isinstance(value, int):
         raise _fail(path, where, f"expected an integer, got {value!r}")
     if not rule.low <= value <= rule.high:
@@ -158,8 +179,8 @@ def _settings(path: Path, os_name: str, raw: Any, sources: dict[str, str]) -> tu
         where = f"settings.{key}"
         entry = _entry(path, where, raw_entry, {"value", "source"})
         _check_source(path, where, entry["source"], sources)
-        make = _windows_setting if os_name == "windows" and not str(key).startswith("net.") \
-            else _linux_setting
+        make = _windows_setting if rule_for(str(key)) or (
+            os_name == "windows" and not str(key).startswith(("net.", RLIMIT_PREFIX))) else _linux_setting
         out.append(make(path, where, key, entry["value"], entry["source"]))
     return tuple(out)
 

@@ -16,15 +16,19 @@ class TopologyRequest:
 
     clients: int = 1
     ips_per_client: int = 1
+    router: bool = False  # clients reach the server through a forwarding, masquerading router
 
     def __post_init__(self) -> None:
         for name, value, top in (("clients", self.clients, MAX_CLIENTS),
                                  ("ips_per_client", self.ips_per_client, MAX_IPS_PER_CLIENT)):
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
                 raise ValueError(f"{name} must be an integer from 1 to {top}, got {value!r}")
+        if not isinstance(self.router, bool):
+            raise ValueError(f"router must be True or False, got {self.router!r}")
 
     @property
     def address_count(self) -> int:
+        """Addresses on the clients' segment: the clients', and the server's or the router's."""
         return 1 + self.clients * self.ips_per_client
 
 
@@ -44,6 +48,10 @@ class HostSpec:
     name: str
     role: str
     nics: tuple[Nic, ...]
+    routes: tuple[tuple[str, str], ...] = ()  # (destination CIDR, gateway)
+    sysctls: tuple[tuple[str, str], ...] = ()  # what the host's part in the topology needs
+    nft: tuple[str, ...] = ()  # rules the host's part in the topology needs
+    birth: tuple[tuple[str, str], ...] = ()  # set in the parent namespace before this one is made
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -70,13 +78,46 @@ class Topology:
         return tuple(h for h in self.hosts if h.role == "client")
 
 
-def plan(request: TopologyRequest, allocator: SubnetAllocator) -> Topology:
-    """Give every host its addresses from one subnet of the worker's slice."""
-    subnet = allocator.allocate(request.address_count)
-    pool = subnet.hosts()
-    server = HostSpec("server", "server", (Nic("eth0", "lan", (str(next(pool)),)),))
+MASQUERADE = "\n".join([
+    "chain nat_out {",
+    "  type nat hook postrouting priority srcnat; policy accept;",
+    '  oifname "eth1" masquerade',
+    "}",
+])
+
+
+def plan(request: TopologyRequest, allocator: SubnetAllocator,
+         birth: dict[str, dict[str, str]] | None = None) -> Topology:
+    """Give every host its addresses from the worker's slice: one subnet, or with a router a
+    client subnet (``lan``) and a server subnet (``wan``). ``birth`` holds, per role, sysctls
+    set in the parent namespace before that host's namespace is created."""
+    birth = birth or {}
+
+    def born(role: str) -> tuple[tuple[str, str], ...]:
+        return tuple(sorted(birth.get(role, {}).items()))
+
+    lan = allocator.allocate(request.address_count)
+    pool = lan.hosts()
+    segments = {"lan": lan}
+    if request.router:
+        wan = allocator.allocate(2)
+        wan_pool = wan.hosts()
+        segments["wan"] = wan
+        router_lan = str(next(pool))
+        server_addr, router_wan = str(next(wan_pool)), str(next(wan_pool))
+        router = HostSpec("router", "router", (Nic("eth0", "lan", (router_lan,)),
+                                                 Nic("eth1", "wan", (router_wan,))),
+                          sysctls=(("net.ipv4.ip_forward", "1"),), nft=(MASQUERADE,), birth=born("router"))
+        server = HostSpec("server", "server", (Nic("eth0", "wan", (server_addr,)),),
+                          routes=((str(lan), router_wan),), birth=born("server"))
+        client_routes: tuple[tuple[str, str], ...] = ((str(wan), router_lan),)
+        hosts: tuple[HostSpec, ...] = (server, router)
+    else:
+        server = HostSpec("server", "server", (Nic("eth0", "lan", (str(next(pool)),)),), birth=born("server"))
+        client_routes, hosts = (), (server,)
     clients = tuple(
         HostSpec(f"client{i + 1}", "client",
-                 (Nic("eth0", "lan", tuple(str(next(pool)) for _ in range(request.ips_per_client))),))
+                 (Nic("eth0", "lan", tuple(str(next(pool)) for _ in range(request.ips_per_client))),),
+                 routes=client_routes, birth=born("client"))
         for i in range(request.clients))
-    return Topology({"lan": subnet}, (server, *clients))
+    return Topology(segments, (*hosts, *clients))

@@ -7,12 +7,16 @@ import os
 import sys
 
 from . import proto, sysctl
+from .burst import burst
 from .churn import churn
+from .http import one_connection_each, pooled
+from .keepalive import keepalive
 from .connect import PORT_POOLS
 from .hold import open_and_hold
 from .limits import raise_nofile_to_hard, set_nofile
 from .observe import observe
-from .server import MODES, serve
+from .server import MODES, HttpPolicy, serve
+from .threaded import serve_threaded
 from .workers import chunks, spread
 
 
@@ -28,9 +32,32 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--bind", default="0.0.0.0")
     s.add_argument("--port", type=int, default=0)
     s.add_argument("--backlog", type=int, default=128)
-    s.add_argument("--mode", choices=MODES, default="close")
+    s.add_argument("--mode", choices=(*MODES, "threaded"), default="close")
     s.add_argument("--max-seconds", type=float, default=600.0)
-    s.add_argument("--nofile", type=int, default=0, help="lower RLIMIT_NOFILE to this")
+    s.add_argument("--nofile", type=int, default=0, help="set RLIMIT_NOFILE to this")
+    s.add_argument("--max-conns", type=int, default=0, help="http: live connections served")
+    s.add_argument("--over-status", choices=("403.9", "503"), default="503")
+    s.add_argument("--delay", type=float, default=0.0, help="http: seconds before each answer")
+    s.add_argument("--threads", type=int, default=0, help="threaded: worker threads")
+    b = sub.add_parser("burst", help="start many connects at once and hold them")
+    b.add_argument("--target", type=_target, required=True)
+    b.add_argument("--sources", default="")
+    b.add_argument("--count", type=int, required=True)
+    b.add_argument("--settle", type=float, default=2.0)
+    b.add_argument("--hold", type=float, default=600.0)
+    b.add_argument("--check", type=float, default=0.5, help="seconds to wait for news at release")
+    h = sub.add_parser("http", help="HTTP requests over kept-alive connections")
+    h.add_argument("--target", type=_target, required=True)
+    h.add_argument("--sources", default="")
+    h.add_argument("--requests", type=int, required=True)
+    h.add_argument("--pool", type=int, default=0, help="connections shared by the requests (0: one each)")
+    h.add_argument("--timeout", type=float, default=3.0)
+    h.add_argument("--hold", type=float, default=600.0)
+    h.add_argument("--deadline", type=float, default=120.0)
+    k = sub.add_parser("keepalive", help="idle connections with and without SO_KEEPALIVE")
+    k.add_argument("--target", type=_target, required=True)
+    k.add_argument("--source", default=None)
+    k.add_argument("--deadline", type=float, required=True)
     c = sub.add_parser("churn", help="connect+close until connect fails")
     c.add_argument("--target", type=_target, required=True)
     c.add_argument("--source", default=None)
@@ -64,9 +91,14 @@ def _open(args: argparse.Namespace, raw: list[str]) -> None:
         spread(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), role_args,
                chunks(args.count, budget), args.hold)
         return
-    sources = [s for s in args.sources.split(",") if s] or [None]
+    sources = _sources(args.sources)
     open_and_hold(args.target, sources, args.count, args.timeout, args.deadline, args.extra,
                   args.hold, stop_on_error=not args.keep_going)
+
+
+def _sources(text: str) -> list[str | None]:
+    """Comma-separated source IPs; [None] lets the kernel choose."""
+    return [s for s in text.split(",") if s] or [None]
 
 
 def _strip_count(raw: list[str]) -> list[str]:
@@ -86,7 +118,22 @@ def main(argv: list[str]) -> int:
     if args.role == "server":
         if args.nofile:
             set_nofile(args.nofile)
-        serve(args.bind, args.port, args.backlog, args.mode, args.max_seconds)
+        if args.mode == "threaded":
+            serve_threaded(args.bind, args.port, args.backlog, args.threads, args.max_seconds)
+        else:
+            serve(args.bind, args.port, args.backlog, args.mode, args.max_seconds,
+                  HttpPolicy(args.max_conns, args.over_status, args.delay))
+    elif args.role == "burst":
+        burst(args.target, _sources(args.sources), args.count, args.settle, args.hold, args.check)
+    elif args.role == "http":
+        if args.pool:
+            pooled(args.target, _sources(args.sources)[0], args.requests, args.pool, args.timeout,
+                   args.deadline)
+        else:
+            one_connection_each(args.target, _sources(args.sources), args.requests, args.timeout,
+                                args.hold)
+    elif args.role == "keepalive":
+        keepalive(args.target, args.source, args.deadline)
     elif args.role == "churn":
         churn(args.target, args.source, args.count, args.deadline, args.timeout, args.port_pool,
               args.workers)

@@ -15,6 +15,9 @@ def raise_nofile_to_hard() -> int:
     return max(1, soft - FD_RESERVE)
 
 
-def set_nofile(limit: int) -> None:
-    """Lower this process's RLIMIT_NOFILE (soft and hard) to ``limit``, as a profile asks."""
-    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+def set_nofile(limit: int) -> int:
+    """Set this process's soft RLIMIT_NOFILE to ``limit`` (at most the hard limit); return it."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return soft

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 
+USER_HZ = 100  # /proc/net/tcp reports timers in clock ticks
 # include/net/tcp_states.h
 TCP_STATES = {
     1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
@@ -27,6 +28,7 @@ def socket_states(port: int | None = None) -> dict[str, object]:
     local: Counter[str] = Counter()
     remote: Counter[str] = Counter()
     accept_queue: int | None = None
+    tw_left: list[float] = []
     for path in ("/proc/net/tcp", "/proc/net/tcp6"):
         for row in _tcp_rows(path):
             state = TCP_STATES.get(int(row[3], 16), row[3])
@@ -41,8 +43,11 @@ def socket_states(port: int | None = None) -> dict[str, object]:
                     accept_queue = int(row[4].split(":")[1], 16)
             if rport == port:
                 remote[state] += 1
+                if state == "TIME_WAIT":
+                    tw_left.append(int(row[5].split(":")[1], 16) / USER_HZ)
     return {"all": dict(states), "local_port": dict(local), "remote_port": dict(remote),
-            "accept_queue": accept_queue}
+            "accept_queue": accept_queue,
+            "time_wait_left_s": [min(tw_left), max(tw_left)] if tw_left else None}
 
 
 def _paired_counters(path: str) -> dict[str, int]:

@@ -1,15 +1,17 @@
 """What every probe does: start the agent's server, resolve the expectation, build the Observation."""
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errnos import linux_names_for
 from ..observation import Observation
 
 if TYPE_CHECKING:
     from ..lab import Lab
+    from ..labhost import LabHost
     from ..target import Target
 
 
@@ -24,11 +26,14 @@ class LabExpectation:
     source: str
 
 
-def start_agent_server(lab: Lab, mode: str, backlog: int = 4096, port: int = 0) -> Target:
+def start_agent_server(lab: Lab, mode: str, backlog: int = 4096, port: int = 0,
+                       extra: tuple[str, ...] = ()) -> Target:
     """Run the agent's server on the lab's server host and wait until it listens."""
     from ..target import Target
+    if "--nofile" not in extra:
+        extra = (*extra, *server_args(lab))
     proc = lab.server.agent("server", "--port", str(port), "--backlog", str(backlog),
-                            "--mode", mode, "--max-seconds", "900")
+                            "--mode", mode, "--max-seconds", "900", *extra)
     ready = proc.expect("ready", timeout=15)
     return Target(lab.server, lab.server.address, int(ready["port"]), proc, ready)
 
@@ -65,3 +70,45 @@ def observation(lab: Lab, limit: str, exp: LabExpectation, observed: int, ended_
                       expectation_from=exp.source, fidelity=fidelity, fidelity_reason=reason,
                       duration_s=round(duration_s, 3), bound=bound, **extra)  # type: ignore[arg-type]
     return lab.record(obs)
+
+
+def server_args(lab: Lab) -> list[str]:
+    """Agent server options carrying the profile's process limits for the server."""
+    nofile = lab.server.rlimits.get("nofile")
+    return ["--nofile", str(nofile)] if nofile else []
+
+
+def nft_json(host: LabHost, *what: str) -> list[dict[str, Any]]:
+    """``nft -j list <what>`` inside a host, as the list of objects (empty when it failed)."""
+    result = host.run(["nft", "-j", "list", *what])
+    if result.returncode != 0:
+        return []
+    return list(json.loads(result.stdout).get("nftables", []))
+
+
+def nft_counter(lab: Lab, host: LabHost, name: str) -> int | None:
+    """Packets counted so far by the named counter of this lab's nft table on ``host``."""
+    for item in nft_json(host, "counter", "inet", lab.nft_table, name):
+        if "counter" in item:
+            return int(item["counter"]["packets"])
+    return None
+
+
+def nft_set_size(lab: Lab, host: LabHost, name: str) -> int | None:
+    """Elements now in the named set of this lab's nft table on ``host``."""
+    for item in nft_json(host, "set", "inet", lab.nft_table, name):
+        if "set" in item:
+            return len(item["set"].get("elem", []))
+    return None
+
+
+def second_source(lab: Lab) -> tuple[LabHost, str]:
+    """Another client address than the first client's primary one: the second client, or the
+    first client's second IP. LabSetupError when the topology has neither."""
+    from ..labhost import LabSetupError
+    if len(lab.clients) > 1:
+        return lab.clients[1], lab.clients[1].address
+    if len(lab.clients[0].addresses) > 1:
+        return lab.clients[0], lab.clients[0].addresses[1]
+    raise LabSetupError("this probe needs two client addresses: "
+                        "@pytest.mark.topology(clients=2) or ips_per_client=2")

@@ -26,25 +26,47 @@ MAX_BOUND = 70_000
 TIME_WAIT_S = 60  # TCP_TIMEWAIT_LEN
 
 
-def _pool(lab: Lab) -> tuple[int, int]:
+NO_LIMIT_BOUND = 10_000  # connects tried when the lab's settings imply no exhaustion
+
+
+def port_pool(lab: Lab) -> tuple[int, int]:
+    """The first client's ephemeral port range."""
     value = lab.clients[0].sysctls([PORT_RANGE])[PORT_RANGE] or "32768 60999"
     low, high = (int(x) for x in value.split())
     return low, high
+
+
+def pin_churn_conditions(lab: Lab, own_server: bool = True) -> None:
+    """What a churn measurement needs: no TIME_WAIT assassination on the client, and a
+    measuring server that never drops a SYN (LIMITS.md pitfalls 3 and 4)."""
+    lab.pin("client", {"net.ipv4.tcp_rfc1337": "1"}, "no TIME_WAIT assassination")
+    if own_server:
+        lab.pin("server", {"net.core.somaxconn": "4096"}, "the measuring server must not drop SYNs: "
+                "the limit measured is the client's", override=True)
+
+
+def _derived(lab: Lab, size: int, low: int, high: int) -> tuple[int | None, str]:
+    """Exhaustion at the pool size, unless TIME_WAIT ports are reused or not kept."""
+    keys = ["net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_max_tw_buckets"]
+    values = lab.clients[0].sysctls(keys)
+    reuse, buckets = int(values[keys[0]] or 0), int(values[keys[1]] or size)
+    if reuse == 1:
+        return None, "tcp_tw_reuse=1 hands TIME_WAIT ports to new connections"
+    if buckets < size:
+        return None, f"tcp_max_tw_buckets {buckets} < {size} ports: the rest close without TIME_WAIT"
+    return size, f"{PORT_RANGE} = {low} {high}"
 
 
 def run(lab: Lab, target: Target | None = None, port_pool: str = "per-destination",
         deadline_s: float = 120.0, workers: int | None = None) -> Observation:
     """Measure the ephemeral port pool of the first client toward one server ip:port."""
     client = lab.clients[0]
-    lab.pin("client", {"net.ipv4.tcp_rfc1337": "1"}, "no TIME_WAIT assassination")
-    low, high = _pool(lab)
+    pin_churn_conditions(lab, own_server=target is None)
+    low, high = port_pool(lab)
     size = high - low + 1
-    exp = expectation(lab, LIMIT, (size, f"{PORT_RANGE} = {low} {high}"),
-                      default_endings=("EADDRNOTAVAIL",))
-    bound = min(MAX_BOUND, max(size, exp.value or 0) + 64)
-    if target is None:
-        lab.pin("server", {"net.core.somaxconn": "4096"}, "the measuring server must not drop SYNs: "
-                "the limit measured is the client's port pool", override=True)
+    derived = _derived(lab, size, low, high)
+    exp = expectation(lab, LIMIT, derived, default_endings=("EADDRNOTAVAIL",) if derived[0] else ())
+    bound = min(MAX_BOUND, max(size, exp.value or 0) + 64) if exp.value is not None else NO_LIMIT_BOUND
     server = target or start_agent_server(lab, "close")
     before = client.observe(server.port)["counters"]
     start = time.monotonic()
@@ -57,7 +79,15 @@ def run(lab: Lab, target: Target | None = None, port_pool: str = "per-destinatio
     states = seen["sockets"]["remote_port"]
     stats = server.stop() if target is None else {}
     error = result["error"]
-    evidence = {"port_range": f"{low} {high}", "pool_size": size, "port_pool": port_pool,
+    if error and target is None:  # the pool is per destination: another server port still works
+        other = start_agent_server(lab, "close")
+        again = client.agent_once("churn", "--target", other.endpoint, "--source", client.address,
+                                  "--count", "1", "--deadline", "10", timeout=30)
+        other.stop()
+        another_destination = "connected" if again["succeeded"] == 1 else again["error"]["name"]
+    else:
+        another_destination = None
+    evidence = {"another_destination_meanwhile": another_destination, "port_range": f"{low} {high}", "pool_size": size, "port_pool": port_pool,
                 "error_confirmed_by_retry": result["error_confirmed"],
                 "error_message": error["message"] if error else None,
                 "stopped_by": result["stopped_by"], "server_accepted": stats.get("accepted"),

@@ -27,10 +27,21 @@ def run(lab: Lab, backlog: int = APP_BACKLOG, connect_timeout: float = 1.5,
     """Fill the accept queue of a never-accepting listener and see how the next connects end."""
     somaxconn = int(lab.server.sysctls(["net.core.somaxconn"])["net.core.somaxconn"] or 4096)
     effective = min(backlog, somaxconn)
-    exp = expectation(lab, LIMIT, (effective + 1, f"min({backlog}, somaxconn {somaxconn}) + 1"),
-                      to_lab=lambda v: v + 1, lab_endings=("ETIMEDOUT",))
+    refuse = bool(lab.scoped.get("Product.RefuseOnFullBacklog"))
+    if refuse:
+        exp = expectation(lab, LIMIT, (effective, f"min({backlog}, somaxconn {somaxconn}), refused past it"),
+                          lab_endings=("ECONNREFUSED",))
+    else:
+        exp = expectation(lab, LIMIT, (effective + 1, f"min({backlog}, somaxconn {somaxconn}) + 1"),
+                          to_lab=lambda v: v + 1, lab_endings=("ETIMEDOUT",))
     bound = max(effective + 1, exp.value or 0) + 16
     server = start_agent_server(lab, "never", backlog=backlog)
+    if refuse:  # Windows refuses a connect to a full backlog; see Product.RefuseOnFullBacklog
+        lab.load_nft(lab.server, ["chain refuse_on_full_backlog {",
+                                  "  type filter hook input priority filter; policy accept;",
+                                  f"  tcp dport {server.port} ct state new ct count over {effective} "
+                                  "counter reject with tcp reset",
+                                  "}"])
     before = lab.server.observe(server.port)["counters"]
     client = lab.clients[0]
     start = time.monotonic()
@@ -50,7 +61,10 @@ def run(lab: Lab, backlog: int = APP_BACKLOG, connect_timeout: float = 1.5,
                 "connect_timeout_s": connect_timeout,
                 "next_attempts": [e["name"] for e in ([first] if first else []) + opened["extra_errors"]],
                 "next_attempts_completed": opened["extra_established"]}
-    if first and first["name"] == "ETIMEDOUT":
+    if refuse:
+        evidence["how"] = (f"the emulation of Windows refused the connect past {effective} "
+                           "(nft ct count, reset)")
+    elif first and first["name"] == "ETIMEDOUT":
         evidence["how"] = (f"no SYN-ACK and no RST within {connect_timeout} s: the SYN was dropped "
                            f"(TcpExtListenOverflows +{counters.get('TcpExtListenOverflows', 0)})")
     return observation(lab, LIMIT, exp, observed=int(queue if queue is not None else opened["established"]),

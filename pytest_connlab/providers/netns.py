@@ -7,6 +7,7 @@ so nothing is ever created in, or changed in, the host's own namespace.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Sequence
@@ -17,6 +18,8 @@ from ..topology import HostSpec, Topology
 from . import nsexec
 from .base import Host, ProviderUnavailable, local_agent_argv
 
+# What a namespace made with birth sysctls was born with (tcp_child_ehash_entries shrinks these).
+BIRTH_REPORT = ("net.ipv4.tcp_ehash_entries", "net.ipv4.tcp_max_tw_buckets", "net.ipv4.tcp_max_syn_backlog")
 CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21
 
@@ -37,6 +40,7 @@ class NetnsHost:
     ns_name: str
     ns_fd: int = -1
     label: str = field(init=False)
+    birth_report: dict[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.label = f"{self.spec.name}({self.ns_name})"
@@ -77,18 +81,62 @@ class NetnsProvider:
         creator = os.getpid()
         hosts = [NetnsHost(spec, f"{prefix}-{spec.name}") for spec in topology.hosts]
         try:
-            for name in [*(f"{prefix}-{seg}" for seg in topology.segments), *(h.ns_name for h in hosts)]:
+            for name in (f"{prefix}-{seg}" for seg in topology.segments):
                 netns.create(name)
                 made.append(name)
             for host in hosts:
+                if host.spec.birth:
+                    made.append(host.ns_name)
+                    self._create_from_parent(f"{prefix}-{host.spec.nics[0].segment}", host)
+                else:
+                    netns.create(host.ns_name)
+                    made.append(host.ns_name)
                 host.ns_fd = os.open(host.ns_path, os.O_RDONLY | os.O_CLOEXEC)
             for seg, subnet in topology.segments.items():
                 self._wire_segment(f"{prefix}-{seg}", seg, subnet.prefixlen, hosts)
+            for host in hosts:
+                self._route(host)
         except BaseException:
             if os.getpid() == creator:  # never from a forked helper that unwound into here
                 self._remove(made, hosts)
             raise
         return list(hosts)
+
+    @staticmethod
+    def _create_from_parent(parent_ns: str, host: NetnsHost) -> None:
+        """Create ``host``'s namespace from inside ``parent_ns`` with the birth sysctls set there
+        (tcp_child_ehash_entries is read from the creator's namespace), then read back what the
+        new namespace was born with."""
+        parent_fd = os.open(str(nsexec.NETNS_DIR / parent_ns), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            def in_parent(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
+                return subprocess.run(argv, preexec_fn=nsexec.entering(parent_fd), capture_output=True,
+                                      timeout=30)
+            setting = in_parent(local_agent_argv(["sysctl", "--set", json.dumps(dict(host.spec.birth))]))
+            if b'"error"' in setting.stdout or setting.returncode:
+                raise RuntimeError(f"{host.label}: birth sysctls {dict(host.spec.birth)}: "
+                                   f"{(setting.stdout + setting.stderr).decode(errors='replace')}")
+            made = in_parent(["ip", "netns", "add", host.ns_name])
+            if made.returncode:
+                raise RuntimeError(f"{host.label}: ip netns add: {made.stderr.decode(errors='replace')}")
+        finally:
+            os.close(parent_fd)
+        host_fd = os.open(host.ns_path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            read = subprocess.run(local_agent_argv(["sysctl", "--get", *BIRTH_REPORT]),
+                                  preexec_fn=nsexec.entering(host_fd), capture_output=True, timeout=30)
+            host.birth_report = json.loads(read.stdout.splitlines()[0])["values"]
+        finally:
+            os.close(host_fd)
+
+    @staticmethod
+    def _route(host: NetnsHost) -> None:
+        if not host.spec.routes:
+            return
+        from pyroute2 import IPRoute
+        with IPRoute(netns=host.ns_name, groups=0) as ipr:
+            for dst, gateway in host.spec.routes:
+                ipr.route("add", dst=dst, gateway=gateway)
 
     def _wire_segment(self, switch_ns: str, segment: str, prefixlen: int,
                       hosts: list[NetnsHost]) -> None:

@@ -1,0 +1,86 @@
+"""time_wait_length and time_wait_buckets: how long TIME_WAIT lasts and how many entries are kept.
+
+Length: the client closes a few connections first and reads the TIME_WAIT timer
+the kernel reports for them in /proc/net/tcp; with ``watch`` it also waits (at
+most ``watch_bound_s``) until the entries are gone and reports the lifetime.
+Linux holds TIME_WAIT for TCP_TIMEWAIT_LEN, 60 s, compiled in; Windows for
+TcpTimedWaitDelay (120 s on XP/2003 IPv4, 240 s on 2000), which no Linux knob
+can emulate: the fidelity is 'none', and the documented value is shown beside.
+
+Buckets: the client churns more connections than tcp_max_tw_buckets and counts
+the TIME_WAIT entries it holds; past the limit a closing connection gets none
+(TcpExtTCPTimeWaitOverflow), so port exhaustion vanishes.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING
+
+from ..observation import NO_ERROR, Observation, counter_delta
+from .common import expectation, observation, start_agent_server
+from .ephemeral_ports import pin_churn_conditions, port_pool
+
+if TYPE_CHECKING:
+    from ..lab import Lab
+
+TIMEWAIT_LEN_S = 60  # include/net/tcp.h
+
+
+def length(lab: Lab, connections: int = 3, watch: bool = False, watch_bound_s: float = 75.0) -> Observation:
+    """Read the TIME_WAIT timer of a few closed connections (and, with ``watch``, outlive it)."""
+    client = lab.clients[0]
+    pin_churn_conditions(lab)
+    exp = expectation(lab, "time_wait_length", (TIMEWAIT_LEN_S, "TCP_TIMEWAIT_LEN, compiled into Linux"),
+                      to_lab=lambda _: TIMEWAIT_LEN_S, lab_endings=())
+    server = start_agent_server(lab, "close")
+    start = time.monotonic()
+    client.agent_once("churn", "--target", server.endpoint, "--source", client.address,
+                      "--count", str(connections), "--deadline", "30", timeout=60)
+    seen = client.observe(server.port)["sockets"]
+    left = seen["time_wait_left_s"] or [0.0, 0.0]
+    evidence: dict[str, object] = {"time_wait_entries": seen["remote_port"].get("TIME_WAIT", 0),
+                                   "timer_left_s": left}
+    observed = math.ceil(left[1])
+    if watch:
+        closed_at = start
+        while time.monotonic() - start < watch_bound_s:
+            if not client.observe(server.port)["sockets"]["remote_port"].get("TIME_WAIT"):
+                break
+            time.sleep(0.5)
+        lifetime = time.monotonic() - closed_at
+        evidence["watched_lifetime_s"] = round(lifetime, 1)
+        evidence["how"] = f"the entries were gone {lifetime:.1f} s after the close"
+        observed = round(lifetime)
+    server.stop()
+    return observation(lab, "time_wait_length", exp, observed=observed, ended_by=NO_ERROR, bound=0,
+                       duration_s=time.monotonic() - start, evidence=evidence)
+
+
+def buckets(lab: Lab, extra: int = 1000) -> Observation:
+    """Churn past tcp_max_tw_buckets and count the TIME_WAIT entries the client keeps."""
+    client = lab.clients[0]
+    pin_churn_conditions(lab)
+    limit = int(client.sysctls(["net.ipv4.tcp_max_tw_buckets"])["net.ipv4.tcp_max_tw_buckets"] or 0)
+    low, high = port_pool(lab)
+    pool = high - low + 1
+    count = min(limit + extra, 60_000)
+    exp = expectation(lab, "time_wait_buckets", (min(limit, count, pool), f"tcp_max_tw_buckets {limit}"),
+                      lab_endings=())
+    server = start_agent_server(lab, "close")
+    before = client.observe(server.port)["counters"]
+    start = time.monotonic()
+    result = client.agent_once("churn", "--target", server.endpoint, "--source", client.address,
+                               "--count", str(count), "--deadline", "50", "--workers", "2", timeout=80)
+    duration = time.monotonic() - start
+    seen = client.observe(server.port)
+    server.stop()
+    tw = int(seen["sockets"]["remote_port"].get("TIME_WAIT", 0))
+    error = result["error"]
+    counters = counter_delta(before, seen["counters"], ("TcpExtTCPTimeWaitOverflow", "TcpActiveOpens"))
+    evidence = {"tcp_max_tw_buckets": limit, "connects": result["succeeded"], "port_pool": pool,
+                "how": (f"{counters.get('TcpExtTCPTimeWaitOverflow', 0)} connections closed without a "
+                        f"TIME_WAIT entry (TcpExtTCPTimeWaitOverflow)")}
+    return observation(lab, "time_wait_buckets", exp, observed=tw,
+                       ended_by=error["name"] if error else NO_ERROR, bound=count, duration_s=duration,
+                       counters=counters, evidence=evidence)
