@@ -113,7 +113,8 @@ class NetnsProvider:
                 return subprocess.run(argv, preexec_fn=nsexec.entering(parent_fd), capture_output=True,
                                       timeout=30)
             setting = in_parent(local_agent_argv(["sysctl", "--set", json.dumps(dict(host.spec.birth))]))
-            if b'"error"' in setting.stdout or setting.returncode:
+            reply = json.loads(setting.stdout.splitlines()[0]) if setting.stdout.strip() else {}
+            if setting.returncode or reply.get("error"):
                 raise RuntimeError(f"{host.label}: birth sysctls {dict(host.spec.birth)}: "
                                    f"{(setting.stdout + setting.stderr).decode(errors='replace')}")
             made = in_parent(["ip", "netns", "add", host.ns_name])
