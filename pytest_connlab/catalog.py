@@ -35,6 +35,7 @@ LIMITS: dict[str, str] = {
 # profile's documented expectation for that limit, but the one its own settings imply.
 LIMIT_KNOBS: dict[str, frozenset[str]] = {
     "ephemeral_ports": frozenset({"net.ipv4.ip_local_port_range", "net.ipv4.ip_local_reserved_ports",
+                                  "net.ipv4.tcp_tw_reuse_delay",
                                   "net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_max_tw_buckets"}),
     "listen_backlog": frozenset({"net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog",
                                  "net.ipv4.tcp_syncookies", "net.ipv4.tcp_abort_on_overflow"}),

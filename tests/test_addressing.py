@@ -51,3 +51,21 @@ def test_plan_gives_every_client_its_ips_from_one_subnet():
 def test_a_bad_topology_request_is_refused(kwargs):
     with pytest.raises(ValueError):
         TopologyRequest(**kwargs)
+
+
+def test_a_router_splits_clients_and_server_into_two_subnets():
+    from ipaddress import IPv4Address, IPv4Network
+
+    from pytest_connlab.addressing import SubnetAllocator
+    from pytest_connlab.topology import TopologyRequest, plan
+    topo = plan(TopologyRequest(clients=2, router=True), SubnetAllocator(IPv4Network("198.18.0.0/24")),
+                {"server": {"net.ipv4.tcp_child_ehash_entries": "512"}})
+    lan, wan = topo.segments["lan"], topo.segments["wan"]
+    router = next(h for h in topo.hosts if h.role == "router")
+    assert [n.segment for n in router.nics] == ["lan", "wan"]
+    assert IPv4Address(topo.server.address) in wan
+    assert all(IPv4Address(c.address) in lan for c in topo.clients)
+    assert topo.server.routes == ((str(lan), router.nics[1].addresses[0]),)
+    assert all(c.routes == ((str(wan), router.nics[0].addresses[0]),) for c in topo.clients)
+    assert topo.server.birth == (("net.ipv4.tcp_child_ehash_entries", "512"),)
+    assert ("net.ipv4.ip_forward", "1") in router.sysctls

@@ -70,3 +70,83 @@ def test_open_spreads_over_processes_when_rlimit_nofile_is_low():
         stats = json.loads(server.stdout.readline())
         server.wait(timeout=10)
     assert stats["accepted"] == 500 and stats["peak_open"] == 500
+
+
+class LoopbackServer:
+    """The agent's server role on 127.0.0.1, stopped with its stats at the end."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen(local_agent_argv(["server", "--bind", "127.0.0.1", "--max-seconds", "60",
+                                                       *args]),
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.ready = json.loads(self.proc.stdout.readline())
+        self.endpoint = f"127.0.0.1:{self.ready['port']}"
+
+    def stop(self):
+        self.proc.stdin.close()
+        stats = json.loads(self.proc.stdout.readline())
+        self.proc.wait(timeout=10)
+        return stats
+
+
+def _agent_events(*args, count=1):
+    out = subprocess.run(local_agent_argv(list(args)), capture_output=True, text=True, timeout=60,
+                         input="release\n")
+    return [json.loads(line) for line in out.stdout.splitlines()[:count]]
+
+
+def test_http_server_answers_403_9_past_its_cap_like_iis():
+    server = LoopbackServer("--mode", "http", "--max-conns", "3", "--over-status", "403.9")
+    try:
+        (answers,) = _agent_events("http", "--target", server.endpoint, "--requests", "5", "--hold", "0")
+    finally:
+        stats = server.stop()
+    assert answers["order"] == ["200", "200", "200", "403.9", "403.9"]
+    assert (stats["served"], stats["over_cap"]) == (3, 2)
+
+
+def test_threaded_server_answers_only_as_many_connections_as_it_has_threads():
+    server = LoopbackServer("--mode", "threaded", "--threads", "4")
+    try:
+        (answers,) = _agent_events("http", "--target", server.endpoint, "--requests", "7", "--timeout", "1",
+                                   "--hold", "0")
+    finally:
+        stats = server.stop()
+    assert answers["statuses"] == {"200": 4, "timeout": 3}
+    assert (stats["accepted"], stats["peak_busy"]) == (7, 4)
+
+
+def test_a_pooling_client_never_opens_more_than_its_pool():
+    server = LoopbackServer("--mode", "http", "--delay", "0.2")
+    try:
+        (answers,) = _agent_events("http", "--target", server.endpoint, "--requests", "6", "--pool", "2")
+    finally:
+        stats = server.stop()
+    assert answers["statuses"] == {"200": 6}
+    assert stats["peak_open"] == 2
+    assert answers["longest_wait_s"] >= 0.35  # the last requests waited two rounds for a connection
+
+
+def test_server_with_a_low_nofile_reports_emfile():
+    server = LoopbackServer("--mode", "hold", "--nofile", "20", "--backlog", "64")
+    room = server.ready["nofile"] - server.ready["fds_open"]
+    try:
+        (opened,) = _agent_events("open", "--target", server.endpoint, "--count", str(room + 5),
+                                  "--deadline", "20", "--hold", "1")
+    finally:
+        stats = server.stop()
+    assert opened["established"] == room + 5  # the kernel completed every handshake
+    assert stats["accepted"] == room and stats["accept_errors"].get("EMFILE", 0) > 0
+
+
+def test_burst_classifies_refused_connects():
+    (burst, released) = _agent_events("burst", "--target", "127.0.0.1:9", "--count", "3", "--settle", "2",
+                                      "--hold", "0", count=2)
+    assert burst["states"] == {"ECONNREFUSED": 3}
+    assert released["connected"] == {}
+
+
+def test_http_status_names_the_iis_substatus():
+    from pytest_connlab.agent.http import status_of
+    assert status_of(b"HTTP/1.1 403 Forbidden\r\n\r\n403.9 Too many users") == "403.9"
+    assert status_of(b"HTTP/1.1 503 Service Unavailable\r\n\r\n") == "503"

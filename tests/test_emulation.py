@@ -13,11 +13,11 @@ def test_every_rule_has_a_fidelity_and_a_reason():
 def test_time_wait_delay_has_no_linux_knob():
     rule = rule_for("Tcpip.TcpTimedWaitDelay")
     assert rule is not None and rule.fidelity == "none"
-    assert rule.knobs(240).sysctls == {} and rule.knobs(240).nft == {}
+    assert rule.knobs(240, {}).sysctls == {} and rule.knobs(240, {}).nft == {}
 
 
 def test_inbound_cap_is_an_nft_set_of_that_size_on_the_server():
-    knobs = rule_for("Product.InboundComputerCap").knobs(10)
+    knobs = rule_for("Product.InboundComputerCap").knobs(10, {})
     assert list(knobs.nft) == ["server"]
     assert "size 10;" in knobs.nft["server"][0]
 
@@ -33,3 +33,54 @@ def test_profile_fidelity_per_limit():
     assert xp.fidelity_for("ephemeral_ports")[0] == "exact"
     assert xp.fidelity_for("listen_backlog")[0] == "approximate"
     assert discover([])["linux-default"].fidelity_for("listen_backlog")[0] == "exact"
+
+
+def test_dynamic_port_range_is_start_and_count():
+    profile = discover([])["vista-sp2"]
+    assert profile.knobs().sysctls["all"]["net.ipv4.ip_local_port_range"] == "49152 65535"
+
+
+def test_probe_scoped_settings_are_not_applied_lab_wide():
+    knobs = discover([])["winxp-sp2"].knobs()
+    assert knobs.scoped == {"Product.RefuseOnFullBacklog": 1, "Product.HalfOpenOutboundCap": 10,
+                            "IIS.MaxConnections": 10}
+    assert all("half_open" not in f for frags in knobs.nft.values() for f in frags)
+    assert knobs.sysctls["server"]["net.ipv4.tcp_abort_on_overflow"] == "1"
+
+
+def test_rate_limiting_turns_the_cap_of_ten_on_only_when_one():
+    rule = rule_for("Tcpip.EnableConnectionRateLimiting")
+    assert rule.knobs(0, {}).scoped == {}
+    assert rule.knobs(1, {}).scoped == {"Product.HalfOpenOutboundCap": 10}
+
+
+def test_keepalive_milliseconds_become_whole_seconds():
+    knobs = discover([])["win2003"].knobs()
+    assert knobs.sysctls["all"]["net.ipv4.tcp_keepalive_time"] == "7200"
+    assert knobs.sysctls["all"]["net.ipv4.tcp_keepalive_intvl"] == "1"
+    assert knobs.sysctls["all"]["net.ipv4.tcp_keepalive_probes"] == "5"
+
+
+def test_tcb_hash_size_is_a_birth_sysctl_of_the_server():
+    assert discover([])["win2003"].knobs().birth == {"server": {"net.ipv4.tcp_child_ehash_entries": "512"}}
+
+
+def test_connection_cap_of_the_default_is_no_rule_at_all():
+    rule = rule_for("Tcpip.TcpNumConnections")
+    assert rule.knobs(0xFFFFFE, {}).nft == {}
+    assert "ct count over 100 " in rule.knobs(100, {}).nft["server"][0]
+
+
+def test_syn_queue_cap_follows_the_kernel():
+    from pytest_connlab.probes.syn_backlog import syn_queue_cap
+    assert syn_queue_cap(10, 4096, 4096, 1) == 11
+    assert syn_queue_cap(4096, 4096, 128, 0) == 97
+    assert syn_queue_cap(4096, 4096, 16, 0) == 13
+    assert syn_queue_cap(128, 4096, 128, 2) == 0
+
+
+def test_every_limit_has_its_knob_list():
+    from pytest_connlab.catalog import LIMIT_KNOBS, LIMITS
+    assert set(LIMIT_KNOBS) == set(LIMITS)
+    for rule in RULES.values():
+        assert set(rule.limits) <= set(LIMITS), rule.setting

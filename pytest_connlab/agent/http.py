@@ -16,6 +16,7 @@ from collections import Counter
 from . import proto
 from .connect import open_connection
 from .errnames import name_of
+from .limits import raise_nofile_to_hard
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: lab\r\nConnection: keep-alive\r\n\r\n"
 
@@ -36,8 +37,9 @@ def _read_response(sock: socket.socket, deadline: float) -> str:
         left = deadline - time.monotonic()
         if left <= 0:
             return "timeout"
-        ready, _, _ = select.select([sock], [], [], left)
-        if not ready:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        if not poller.poll(int(left * 1000) + 1):
             return "timeout"
         try:
             chunk = sock.recv(65536)
@@ -57,6 +59,7 @@ def _read_response(sock: socket.socket, deadline: float) -> str:
 def one_connection_each(target: tuple[str, int], sources: list[str | None], requests: int,
                         timeout: float, hold_s: float) -> None:
     """Open ``requests`` connections in order, then send one request on each and read the answers."""
+    raise_nofile_to_hard()
     socks: list[socket.socket | None] = []
     status: list[str] = []
     start = time.monotonic()

@@ -43,15 +43,14 @@ def run(lab: Lab, late: int = 4, backlog: int = 5) -> Observation:
     before = lab.server.observe(server.port)["counters"]
     start = time.monotonic()
     held = late_host.agent("burst", "--target", server.endpoint, "--sources", late_ip, "--count",
-                           str(late), "--settle", "1", "--hold", "120", "--check", "1.0")
+                           str(late), "--settle", "1", "--hold", "120", "--check", str(SYNACK_RETRY_S + 0.5))
     late_states = held.expect("burst", timeout=30)["states"]
     fill = filler.agent("open", "--target", server.endpoint, "--sources", filler.address,
                         "--count", str(queue), "--timeout", "2", "--deadline", "30", "--hold", "120")
     filled = fill.expect("opened", timeout=60)
     full = lab.server.observe(server.port)
     lab.server.run(["nft", "flush", "chain", "inet", lab.nft_table, CHAIN])
-    time.sleep(max(0.0, start + SYNACK_RETRY_S + 1.0 - time.monotonic()))
-    held.release()
+    held.release()  # the role waits --check seconds for news: the next SYN-ACK retransmission
     ends = held.expect("released", timeout=30)
     duration = time.monotonic() - start
     after = lab.server.observe(server.port)

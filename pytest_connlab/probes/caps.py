@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..labhost import LabSetupError
 from ..observation import NO_ERROR, Observation
-from .common import expectation, nft_counter, observation, start_agent_server
+from .common import expectation, pin_measuring_server, nft_counter, observation, start_agent_server
 
 if TYPE_CHECKING:
     from ..lab import Lab
@@ -47,6 +47,7 @@ def connection_cap(lab: Lab, connect_timeout: float = 2.0) -> Observation:
                        f"Tcpip.TcpNumConnections {cap}" if cap else "no connection cap in this profile's settings"),
                       lab_endings=("ECONNREFUSED",) if capped else ())
     bound = min(MAX_BOUND, int(cap) + 16 if capped else NO_CAP_BOUND)  # type: ignore[arg-type]
+    pin_measuring_server(lab)
     server = start_agent_server(lab, "hold")
     start = time.monotonic()
     opened = _hold(lab.clients[0], server, bound, connect_timeout)
@@ -62,7 +63,7 @@ def connection_cap(lab: Lab, connect_timeout: float = 2.0) -> Observation:
 
 
 def _http_cap(lab: Lab) -> tuple[int | None, str, str]:
-    for key, status in (("IIS.MaxConnections", "403.9"), ("HTTP.MaxConnections", "503")):
+    for key, status in (("HTTP.MaxConnections", "503"), ("IIS.MaxConnections", "403.9")):
         if key in lab.scoped:
             return lab.scoped[key], status, key
     return None, "503", ""
@@ -74,6 +75,7 @@ def http_connection_cap(lab: Lab, clients: int = 40, timeout: float = 3.0) -> Ob
     exp = expectation(lab, "http_connection_cap",
                       (cap, f"{key} {cap}" if cap else "no HTTP connection cap in this profile's settings"),
                       lab_endings=(f"HTTP {status}",) if cap else ())
+    pin_measuring_server(lab)
     server = start_agent_server(lab, "http", extra=("--max-conns", str(cap or 0), "--over-status", status))
     start = time.monotonic()
     client = lab.clients[0]
@@ -102,6 +104,7 @@ def router_table(lab: Lab, connect_timeout: float = 1.5) -> Observation:
                        f"Router.ConnectionTableSize {size}" if size else "no router table cap in the settings"),
                       lab_endings=("ETIMEDOUT",) if size else ())
     bound = min(MAX_BOUND, int(size) + 16 if size else NO_CAP_BOUND)
+    pin_measuring_server(lab)
     server = start_agent_server(lab, "hold")
     start = time.monotonic()
     opened = _hold(lab.clients[0], server, bound, connect_timeout, extra=1)

@@ -112,3 +112,9 @@ def second_source(lab: Lab) -> tuple[LabHost, str]:
         return lab.clients[0], lab.clients[0].addresses[1]
     raise LabSetupError("this probe needs two client addresses: "
                         "@pytest.mark.topology(clients=2) or ips_per_client=2")
+
+
+def pin_measuring_server(lab: Lab, why: str = "the measuring server must not drop SYNs while it "
+                         "accepts: the limit measured is elsewhere") -> None:
+    """Give the server's accept queue room (somaxconn 4096), whatever the profile's backlog cap."""
+    lab.pin("server", {"net.core.somaxconn": "4096"}, why, override=True)

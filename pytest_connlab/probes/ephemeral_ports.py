@@ -29,7 +29,7 @@ TIME_WAIT_S = 60  # TCP_TIMEWAIT_LEN
 NO_LIMIT_BOUND = 10_000  # connects tried when the lab's settings imply no exhaustion
 
 
-def port_pool(lab: Lab) -> tuple[int, int]:
+def client_port_range(lab: Lab) -> tuple[int, int]:
     """The first client's ephemeral port range."""
     value = lab.clients[0].sysctls([PORT_RANGE])[PORT_RANGE] or "32768 60999"
     low, high = (int(x) for x in value.split())
@@ -62,7 +62,7 @@ def run(lab: Lab, target: Target | None = None, port_pool: str = "per-destinatio
     """Measure the ephemeral port pool of the first client toward one server ip:port."""
     client = lab.clients[0]
     pin_churn_conditions(lab, own_server=target is None)
-    low, high = port_pool(lab)
+    low, high = client_port_range(lab)
     size = high - low + 1
     derived = _derived(lab, size, low, high)
     exp = expectation(lab, LIMIT, derived, default_endings=("EADDRNOTAVAIL",) if derived[0] else ())

@@ -25,7 +25,7 @@ SCALED_TIME_S = 1
 SCALED_INTERVAL_S = 1
 
 
-def run(lab: Lab, slack_s: float = 4.0) -> Observation:
+def run(lab: Lab, slack_s: float = 1.5) -> Observation:
     """Let the server vanish under two idle connections; count the keepalive probes."""
     client = lab.clients[0]
     idle, interval, probes = (int(v or 0) for v in client.sysctls(KEYS).values())

@@ -45,7 +45,8 @@ def run(lab: Lab, backlog: int = APP_BACKLOG, connect_timeout: float = 1.5,
     before = lab.server.observe(server.port)["counters"]
     client = lab.clients[0]
     start = time.monotonic()
-    opener = client.agent("open", "--target", server.endpoint, "--count", str(bound),
+    opener = client.agent("open", "--target", server.endpoint, "--sources", ",".join(client.addresses),
+                          "--count", str(bound),
                           "--timeout", str(connect_timeout), "--deadline", "120",
                           "--extra", str(extra_attempts), "--hold", "300")
     opened = opener.expect("opened", timeout=180)

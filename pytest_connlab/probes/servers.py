@@ -16,27 +16,27 @@ import time
 from typing import TYPE_CHECKING
 
 from ..observation import NO_ERROR, Observation
-from .common import expectation, observation, start_agent_server
+from .common import expectation, pin_measuring_server, observation, start_agent_server
 
 if TYPE_CHECKING:
     from ..lab import Lab
 
 NO_LIMIT_CONNECTIONS = 1100
+MAX_CONNECTIONS = 30_000  # clients the fd_limit probe connects at most
 UNLIMITED_NOFILE = 1 << 20  # asked for when the profile sets no limit; the hard limit caps it
 
 
 def fd_limit(lab: Lab, connect_timeout: float = 2.0) -> Observation:
     """Connect more clients than the server has descriptors; count what it accepted."""
     nofile = lab.server.rlimits.get("nofile")
-    lab.pin("server", {"net.core.somaxconn": "4096"}, "connections past EMFILE must wait in the "
-            "accept queue, not be dropped", override=True)
+    pin_measuring_server(lab, "connections past EMFILE must wait in the accept queue, not be dropped")
     server = start_agent_server(lab, "hold", extra=("--nofile", str(nofile or UNLIMITED_NOFILE)))
     effective, already = int(server.info["nofile"]), int(server.info["fds_open"])
     capped = nofile is not None
     exp = expectation(lab, "fd_limit", (effective - already if capped else None,
                                         f"RLIMIT_NOFILE {effective} - {already} descriptors already open"),
                       to_lab=lambda v: v - already, lab_endings=("EMFILE",) if capped else ())
-    bound = min(effective - already + 100, 4000) if capped else NO_LIMIT_CONNECTIONS
+    bound = min(effective - already + 100, MAX_CONNECTIONS) if capped else NO_LIMIT_CONNECTIONS
     client = lab.clients[0]
     start = time.monotonic()
     proc = client.agent("open", "--target", server.endpoint, "--sources", client.address,
@@ -75,6 +75,7 @@ def thread_pool(lab: Lab, threads: int = 200, clients: int | None = None, timeou
     exp = expectation(lab, "thread_pool", (min(threads, clients), f"a pool of {threads} threads"),
                       lab_endings=("ETIMEDOUT",) if clients > threads else ())
     start = time.monotonic()
+    pin_measuring_server(lab)
     threaded = start_agent_server(lab, "threaded", extra=("--threads", str(threads)))
     answers = _http_clients(lab, threaded.endpoint, clients, timeout)
     pool_stats = threaded.stop()
@@ -85,7 +86,6 @@ def thread_pool(lab: Lab, threads: int = 200, clients: int | None = None, timeou
     served = int(statuses.get("200", 0))  # type: ignore[attr-defined]
     evidence = {"threads": threads, "clients": clients, "statuses": statuses,
                 "server_peak_busy_threads": pool_stats["peak_busy"],
-                "waiting_for_a_thread": pool_stats["waiting_for_a_thread"],
                 "event_loop_server_statuses": control["statuses"],
                 "how": f"{served} answered; the other {clients - served} were accepted and never answered "
                        f"within {timeout} s (no error, no reset)"}
@@ -101,6 +101,7 @@ def per_server_cap(lab: Lab, requests: int = 8, delay_s: float = 0.3) -> Observa
                       (pool, f"WinInet.MaxConnectionsPerServer {pool}" if pool else
                        "no per-server cap in this profile's settings: one connection per request"),
                       lab_endings=())
+    pin_measuring_server(lab)
     server = start_agent_server(lab, "http", extra=("--delay", str(delay_s)))
     client = lab.clients[0]
     start = time.monotonic()

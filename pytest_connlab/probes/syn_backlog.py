@@ -35,7 +35,7 @@ def syn_queue_cap(backlog: int, somaxconn: int, max_syn_backlog: int, syncookies
 
 
 def run(lab: Lab, attackers: int = 300, legitimate: int = 20, backlog: int = 128,
-        settle_s: float = 2.0) -> Observation:
+        settle_s: float = 1.0) -> Observation:
     """Flood the listener with half-open connects, count SYN_RECV, then try legitimate clients."""
     attacker = lab.clients[0]
     legit_host, legit_ip = second_source(lab)

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..observation import NO_ERROR, Observation
-from .common import expectation, observation, start_agent_server
+from .common import expectation, pin_measuring_server, observation, start_agent_server
 
 if TYPE_CHECKING:
     from ..lab import Lab
@@ -24,6 +24,7 @@ def run(lab: Lab, per_bucket: int = 4, at_least: int = 2000, at_most: int = 16_0
     buckets = abs(int(born.get("net.ipv4.tcp_ehash_entries") or 0))
     count = max(at_least, min(at_most, buckets * per_bucket)) if born else at_least
     exp = expectation(lab, "tcb_hash", (None, f"{buckets or 'shared'} hash buckets are no cap"), lab_endings=())
+    pin_measuring_server(lab)
     server = start_agent_server(lab, "hold")
     client = lab.clients[0]
     start = time.monotonic()

@@ -1,0 +1,18 @@
+"""Outbound half-open cap: XP SP2 lets 10 connects be incomplete at once and queues the
+rest (event 4226) [Ev4226]; Vista SP2+ has it off [KB969710].
+
+Twenty connects go to a black-holed port at once; the server counts the SYNs that
+reached it. Meanwhile a connect to a live server is delayed, never failed.
+"""
+import pytest
+
+
+@pytest.mark.limit("outbound_half_open")
+def test_twenty_connects_to_a_black_hole(lab):
+    obs = lab.probe.outbound_half_open()
+    assert obs.ok, obs.explain()
+    live = obs.evidence["live_connect_meanwhile"]
+    assert live["completed"] and live["error"] is None, obs.explain()
+    if obs.expected is not None:  # capped: the rest were held back, and the live connect waited
+        assert obs.evidence["syns_held_back"] > 0, obs.explain()
+        assert live["after_s"] > 0.5, obs.explain()
