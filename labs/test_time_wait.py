@@ -15,5 +15,6 @@ def test_time_wait_exhausts_ephemeral_ports(lab):
     # Every connection made still holds its port toward that server, nearly all in TIME_WAIT
     # (the last few may still be closing when the observer looks).
     assert obs.evidence["ports_held_toward_server"] == obs.observed, obs.explain()
-    assert obs.evidence["time_wait_toward_server"] >= obs.observed * 0.99, obs.explain()
+    if obs.ended_by != "none":  # the pool ran out: (nearly) every port it had is in TIME_WAIT
+        assert obs.evidence["time_wait_toward_server"] >= obs.observed * 0.99, obs.explain()
     assert obs.counters["TcpActiveOpens"] == obs.observed, obs.explain()

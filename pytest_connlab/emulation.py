@@ -32,10 +32,12 @@ class Knobs:
         self.birth.setdefault(role, {})[key] = value
 
     def merge(self, other: Knobs) -> None:
-        for mine, theirs in ((self.sysctls, other.sysctls), (self.birth, other.birth),
-                             (self.rlimits, other.rlimits)):
-            for role, values in theirs.items():
-                mine.setdefault(role, {}).update(values)  # type: ignore[attr-defined]
+        for role, values in other.sysctls.items():
+            self.sysctls.setdefault(role, {}).update(values)
+        for role, values in other.birth.items():
+            self.birth.setdefault(role, {}).update(values)
+        for role, limits in other.rlimits.items():
+            self.rlimits.setdefault(role, {}).update(limits)
         for role, fragments in other.nft.items():
             self.nft.setdefault(role, []).extend(fragments)
         self.scoped.update(other.scoped)

@@ -9,10 +9,10 @@ import sys
 from . import proto, sysctl
 from .burst import burst
 from .churn import churn
-from .http import one_connection_each, pooled
-from .keepalive import keepalive
 from .connect import PORT_POOLS
 from .hold import open_and_hold
+from .http import one_connection_each, pooled
+from .keepalive import keepalive
 from .limits import raise_nofile_to_hard, set_nofile
 from .observe import observe
 from .server import MODES, HttpPolicy, serve

@@ -4,8 +4,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..observation import Observation
-from . import (accept_overflow, caps, ephemeral_ports, inbound_cap, keepalive, listen_backlog,
-               outbound_half_open, servers, syn_backlog, tcb_hash, time_wait)
+from . import (
+    accept_overflow,
+    caps,
+    ephemeral_ports,
+    inbound_cap,
+    keepalive,
+    listen_backlog,
+    outbound_half_open,
+    servers,
+    syn_backlog,
+    tcb_hash,
+    time_wait,
+)
 
 if TYPE_CHECKING:
     from ..lab import Lab

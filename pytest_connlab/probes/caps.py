@@ -11,11 +11,11 @@ router's own counters say so.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..labhost import LabSetupError
 from ..observation import NO_ERROR, Observation
-from .common import expectation, pin_measuring_server, nft_counter, observation, start_agent_server
+from .common import expectation, nft_counter, observation, pin_measuring_server, start_agent_server
 
 if TYPE_CHECKING:
     from ..lab import Lab
@@ -26,16 +26,16 @@ NO_CAP_BOUND = 200  # connections tried when the lab's settings imply no cap
 MAX_BOUND = 19_000  # one agent process, under the 20,000 descriptor limit
 
 
-def _hold(client: LabHost, target: Target, count: int, timeout: float, extra: int = 2) -> dict[str, object]:
+def _hold(client: LabHost, target: Target, count: int, timeout: float, extra: int = 2) -> dict[str, Any]:
     proc = client.agent("open", "--target", target.endpoint, "--sources", ",".join(client.addresses),
                         "--count", str(count), "--timeout", str(timeout), "--deadline", "120",
                         "--extra", str(extra), "--hold", "300")
     return proc.expect("opened", timeout=timeout * (extra + 2) + 150)
 
 
-def _first_error(opened: dict[str, object]) -> str:
+def _first_error(opened: dict[str, Any]) -> str:
     errors = opened["errors"]
-    return errors[0]["name"] if errors else NO_ERROR  # type: ignore[index]
+    return str(errors[0]["name"]) if errors else NO_ERROR
 
 
 def connection_cap(lab: Lab, connect_timeout: float = 2.0) -> Observation:

@@ -87,7 +87,8 @@ def run(lab: Lab, target: Target | None = None, port_pool: str = "per-destinatio
         another_destination = "connected" if again["succeeded"] == 1 else again["error"]["name"]
     else:
         another_destination = None
-    evidence = {"another_destination_meanwhile": another_destination, "port_range": f"{low} {high}", "pool_size": size, "port_pool": port_pool,
+    evidence = {"another_destination_meanwhile": another_destination,
+                "port_range": f"{low} {high}", "pool_size": size, "port_pool": port_pool,
                 "error_confirmed_by_retry": result["error_confirmed"],
                 "error_message": error["message"] if error else None,
                 "stopped_by": result["stopped_by"], "server_accepted": stats.get("accepted"),

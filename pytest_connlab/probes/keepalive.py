@@ -61,7 +61,8 @@ def run(lab: Lab, slack_s: float = 1.5) -> Observation:
     ka.stop()
     server.stop()
     with_ka, without = ended["keepalive"], ended["no_keepalive"]
-    evidence = {"resets_after_the_last_probe": resets, "other_packets": other, "timers_on_socket": connected["timers"], "scale": scale,
+    evidence = {"resets_after_the_last_probe": resets, "other_packets": other,
+                "timers_on_socket": connected["timers"], "scale": scale,
                 "detected_after_s": with_ka["after_s"], "expected_after_s": expected_s,
                 "without_keepalive": without["error"] or f"still open after {expected_s + slack_s:.0f} s",
                 "how": (f"{seen} keepalive probes went unanswered; the connection died with "

@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..observation import NO_ERROR, Observation
-from .common import expectation, pin_measuring_server, observation, start_agent_server
+from .common import expectation, observation, pin_measuring_server, start_agent_server
 
 if TYPE_CHECKING:
     from ..lab import Lab
