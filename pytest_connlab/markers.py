@@ -12,7 +12,8 @@ from .topology import TopologyRequest
 MARKERS = {
     "topology": "topology(clients=1, ips_per_client=1, router=False): the lab hosts this test needs",
     "settings": "settings(sysctl={...}, windows={...}, emulated={...}, rlimit={'nofile': N}): "
-                "settings applied on top of the lab profile (windows and emulated both take emulated settings, e.g. Tcpip.MaxUserPort)",
+                "settings applied on top of the lab profile (windows and emulated both take "
+                "emulated settings, e.g. Tcpip.MaxUserPort)",
     "limit": "limit(name): the documented limit this test reproduces",
 }
 SETTINGS_KINDS = ("sysctl", "windows", "emulated", "rlimit")
