@@ -60,7 +60,7 @@ class Observation:
     def how_it_ended(self) -> str:
         """``EADDRNOTAVAIL (WSAENOBUFS 10055)``, or that no error came before the bound."""
         if self.ended_by == NO_ERROR:
-            return f"no error within {self.bound}"
+            return f"no error within {self.bound}" if self.bound else "read from the kernel"
         wsa = self.windows_error
         return f"{self.ended_by} ({wsa})" if wsa else self.ended_by
 

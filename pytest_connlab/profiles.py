@@ -89,11 +89,12 @@ class Profile:
 
     def fidelity_for(self, limit: str) -> tuple[str, str]:
         """The fidelity of this profile's emulation of ``limit``, and why."""
-        rules = [r for s in self.settings if (r := rule_for(s.key)) and limit in r.limits]
+        rules = [(r, s.value) for s in self.settings if (r := rule_for(s.key)) and limit in r.limits]
         if not rules:
             return "exact", "Linux knobs set directly" if self.os == "linux" else \
                 "no Windows setting of this profile bears on it; the Linux kernel's behaviour"
-        return worst([r.fidelity for r in rules]), " ".join(f"{r.setting}: {r.reason}" for r in rules)
+        return worst([r.fidelity for r, _ in rules]), " ".join(
+            f"{r.setting}: {r.reason.replace('<value>', str(v))}" for r, v in rules)
 
     def with_overrides(self, sysctl: dict[str, Any], windows: dict[str, Any], origin: str) -> Profile:
         """This profile with a test's ``settings`` marker applied on top. A limit whose knobs

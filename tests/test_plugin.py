@@ -44,7 +44,7 @@ def test_a_bad_user_profile_names_the_file_and_key(pytester):
     ("settings(registry={})", "*@pytest.mark.settings: unknown argument registry*"),
     ("settings(windows={'Tcpip.MaxUserPort': 99})",
      "*windows.Tcpip.MaxUserPort: 99 is outside the documented range 5000..65534*"),
-    ("limit('warp')", "*@pytest.mark.limit takes one limit name; known: ephemeral_ports*"),
+    ("limit('warp')", "*@pytest.mark.limit takes one limit name; known: accept_overflow*ephemeral_ports*"),
 ])
 def test_a_bad_marker_is_a_usage_error_naming_the_test(pytester, marker, message):
     pytester.makepyfile(f"import pytest\n@pytest.mark.{marker}\ndef test_x(lab):\n    pass\n")
