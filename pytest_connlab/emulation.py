@@ -12,6 +12,13 @@ from dataclasses import dataclass, field
 FIDELITIES = ("exact", "approximate", "none")
 
 
+def nft_chain(name: str, hook: str, rules: list[str], priority: str = "filter",
+              kind: str = "filter") -> str:
+    """An nft base chain with policy accept: ``chain NAME { type KIND hook HOOK ...; RULES }``."""
+    body = "".join(f"\n  {rule}" for rule in rules)
+    return f"chain {name} {{\n  type {kind} hook {hook} priority {priority}; policy accept;{body}\n}}"
+
+
 @dataclass
 class Knobs:
     """Linux knobs for one lab: sysctls and nft fragments, per role (all, server, client)."""
@@ -103,14 +110,13 @@ def _computer_cap(value: int, _: Settings) -> Knobs:
     k = Knobs()
     k.add_nft("server", "\n".join([
         f"set inbound_computers {{ type ipv4_addr; size {value}; flags dynamic; }}",
-        "chain inbound_computer_cap {",
-        "  type filter hook input priority filter; policy accept;",
-        '  iifname "lo" accept',
-        "  ct state established,related accept",
-        "  ip saddr @inbound_computers accept",
-        "  ct state new add @inbound_computers { ip saddr } accept",
-        "  meta l4proto tcp reject with tcp reset",
-        "}",
+        nft_chain("inbound_computer_cap", "input", [
+            'iifname "lo" accept',
+            "ct state established,related accept",
+            "ip saddr @inbound_computers accept",
+            "ct state new add @inbound_computers { ip saddr } accept",
+            "meta l4proto tcp reject with tcp reset",
+        ]),
     ]))
     return k
 
@@ -133,12 +139,9 @@ def _connection_cap(value: int, _: Settings) -> Knobs:
     """Live TCP connections into the server, counted by conntrack; the next is reset."""
     k = Knobs()
     if value < 1_000_000:
-        k.add_nft("server", "\n".join([
-            "chain tcp_connection_cap {",
-            "  type filter hook input priority filter; policy accept;",
-            '  iifname "lo" accept',
-            f"  meta l4proto tcp ct state new ct count over {value} counter reject with tcp reset",
-            "}",
+        k.add_nft("server", nft_chain("tcp_connection_cap", "input", [
+            'iifname "lo" accept',
+            f"meta l4proto tcp ct state new ct count over {value} counter reject with tcp reset",
         ]))
     return k
 
@@ -155,10 +158,7 @@ def _router_table(value: int, _: Settings) -> Knobs:
     k = Knobs()
     k.add_nft("router", "\n".join([
         "counter table_full {}",
-        "chain connection_table {",
-        "  type filter hook forward priority filter; policy accept;",
-        f"  ct state new ct count over {value} counter name table_full drop",
-        "}",
+        nft_chain("connection_table", "forward", [f"ct state new ct count over {value} counter name table_full drop"]),
     ]))
     return k
 

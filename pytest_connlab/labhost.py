@@ -97,6 +97,10 @@ class LabHost:
         """Current values of ``keys`` in this host (None where the key does not exist)."""
         return dict(self.agent_once("sysctl", "--get", *keys)["values"])
 
+    def int_sysctls(self, keys: Sequence[str], default: int = 0) -> dict[str, int]:
+        """Current values of numeric ``keys``, in order (``default`` where a key is missing or empty)."""
+        return {k: int(v or default) for k, v in self.sysctls(keys).items()}
+
     def set_sysctls(self, values: dict[str, str]) -> dict[str, str]:
         """Set sysctls; return the previous values. LabSetupError names a key that failed."""
         return self.finish_sysctls(self.start_sysctls(values))

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 
 from .addressing import SubnetAllocator
+from .emulation import nft_chain
 
 MAX_CLIENTS = 64
 MAX_IPS_PER_CLIENT = 256
@@ -78,12 +79,7 @@ class Topology:
         return tuple(h for h in self.hosts if h.role == "client")
 
 
-MASQUERADE = "\n".join([
-    "chain nat_out {",
-    "  type nat hook postrouting priority srcnat; policy accept;",
-    '  oifname "eth1" masquerade',
-    "}",
-])
+MASQUERADE = nft_chain("nat_out", "postrouting", ['oifname "eth1" masquerade'], priority="srcnat", kind="nat")
 
 
 def plan(request: TopologyRequest, allocator: SubnetAllocator,

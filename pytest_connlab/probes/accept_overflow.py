@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..observation import NO_ERROR, Observation, counter_delta
-from .common import expectation, observation, second_source, start_agent_server
+from .common import drop_final_acks, expectation, observation, second_source, start_agent_server
 
 if TYPE_CHECKING:
     from ..lab import Lab
@@ -28,18 +28,12 @@ def run(lab: Lab, late: int = 4, backlog: int = 5) -> Observation:
     """Count the late handshakes the server resets once its accept queue is full."""
     filler = lab.clients[0]
     late_host, late_ip = second_source(lab)
-    keys = ["net.ipv4.tcp_abort_on_overflow", "net.core.somaxconn"]
-    values = {k: int(v or 0) for k, v in lab.server.sysctls(keys).items()}
-    abort, somaxconn = values[keys[0]], values[keys[1]]
+    abort, somaxconn = lab.server.int_sysctls(["net.ipv4.tcp_abort_on_overflow", "net.core.somaxconn"]).values()
     queue = min(backlog, somaxconn) + 1
     exp = expectation(lab, LIMIT, (late if abort else 0, f"tcp_abort_on_overflow={abort}"),
                       lab_endings=("ECONNRESET",) if abort else ())
     server = start_agent_server(lab, "never", backlog=backlog)
-    lab.load_nft(lab.server, [f"chain {CHAIN} {{",
-                              "  type filter hook input priority filter; policy accept;",
-                              f"  ip saddr {late_ip} tcp dport {server.port} "
-                              "tcp flags & (syn | ack) == ack counter drop",
-                              "}"])
+    drop_final_acks(lab, CHAIN, late_ip, server.port)
     before = lab.server.observe(server.port)["counters"]
     start = time.monotonic()
     held = late_host.agent("burst", "--target", server.endpoint, "--sources", late_ip, "--count",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..labhost import LabSetupError
 from ..observation import NO_ERROR, Observation
-from .common import expectation, nft_counter, observation, pin_measuring_server, start_agent_server
+from .common import expectation, http_clients, nft_counter, observation, pin_measuring_server, start_agent_server
 
 if TYPE_CHECKING:
     from ..lab import Lab
@@ -78,12 +78,8 @@ def http_connection_cap(lab: Lab, clients: int = 40, timeout: float = 3.0) -> Ob
     pin_measuring_server(lab)
     server = start_agent_server(lab, "http", extra=("--max-conns", str(cap or 0), "--over-status", status))
     start = time.monotonic()
-    client = lab.clients[0]
-    proc = client.agent("http", "--target", server.endpoint, "--sources", ",".join(client.addresses),
-                        "--requests", str(clients), "--timeout", str(timeout), "--hold", "120")
-    answers = proc.expect("responses", timeout=timeout * 2 + clients + 30)
+    answers = http_clients(lab, server.endpoint, clients, timeout)
     duration = time.monotonic() - start
-    proc.stop()
     stats = server.stop()
     statuses = answers["statuses"]
     errors = [s for s in answers["order"] if s != "200"]

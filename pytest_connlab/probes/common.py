@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..emulation import nft_chain
 from ..errnos import linux_names_for
 from ..observation import Observation
 
@@ -100,6 +101,23 @@ def nft_set_size(lab: Lab, host: LabHost, name: str) -> int | None:
         if "set" in item:
             return len(item["set"].get("elem", []))
     return None
+
+
+def drop_final_acks(lab: Lab, chain: str, source: str, port: int) -> None:
+    """On the server, drop the final ACK (and every later ACK) from ``source`` to ``port``: its
+    connects stay half-open (SYN_RECV) on the server while the client believes it is connected."""
+    lab.load_nft(lab.server, [nft_chain(chain, "input", [
+        f"ip saddr {source} tcp dport {port} tcp flags & (syn | ack) == ack counter drop"])])
+
+
+def http_clients(lab: Lab, endpoint: str, clients: int, timeout: float) -> dict[str, Any]:
+    """``clients`` kept-alive HTTP connections from the first client, one request each: the answers."""
+    client = lab.clients[0]
+    proc = client.agent("http", "--target", endpoint, "--sources", ",".join(client.addresses),
+                        "--requests", str(clients), "--timeout", str(timeout), "--hold", "60")
+    answers = proc.expect("responses", timeout=clients + timeout * 2 + 30)
+    proc.stop()
+    return answers
 
 
 def second_source(lab: Lab) -> tuple[LabHost, str]:

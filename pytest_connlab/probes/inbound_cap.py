@@ -5,13 +5,12 @@ then opens more, to show the cap counts computers, not sockets (KB314882).
 """
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
 from ..observation import NO_ERROR, Observation
 from ..providers.agentproc import AgentProcess
-from .common import expectation, observation, start_agent_server
+from .common import expectation, nft_set_size, observation, start_agent_server
 
 if TYPE_CHECKING:
     from ..lab import Lab
@@ -27,17 +26,6 @@ def _connect(host: LabHost, target: Target, count: int, timeout: float
                       "--count", str(count), "--timeout", str(timeout), "--deadline", "60",
                       "--hold", "300", "--keep-going")
     return proc, proc.expect("opened", timeout=timeout * count + 30)
-
-
-def _admitted_in_set(lab: Lab) -> int | None:
-    """Elements of the emulation's nft set on the server, when the profile uses one."""
-    result = lab.server.run(["nft", "-j", "list", "set", "inet", lab.nft_table, "inbound_computers"])
-    if result.returncode != 0:
-        return None
-    for item in json.loads(result.stdout).get("nftables", []):
-        if "set" in item:
-            return len(item["set"].get("elem", []))
-    return None
 
 
 def run(lab: Lab, more_per_admitted: int = 2, connect_timeout: float = 2.0) -> Observation:
@@ -67,7 +55,7 @@ def run(lab: Lab, more_per_admitted: int = 2, connect_timeout: float = 2.0) -> O
         proc.stop()
     stats = server.stop()
     served = sum(1 for o in outcomes if o["served"])
-    evidence = {"computers_tried": computers, "outcomes": outcomes,
-                "server_accepted": stats.get("accepted"), "admitted_in_nft_set": _admitted_in_set(lab)}
+    evidence = {"computers_tried": computers, "outcomes": outcomes, "server_accepted": stats.get("accepted"),
+                "admitted_in_nft_set": nft_set_size(lab, lab.server, "inbound_computers")}
     return observation(lab, LIMIT, exp, observed=served, ended_by=first_error or NO_ERROR,
                        bound=computers, duration_s=duration, evidence=evidence)

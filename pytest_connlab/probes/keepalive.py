@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from ..emulation import nft_chain
 from ..observation import NO_ERROR, Observation
 from .common import expectation, nft_counter, observation, start_agent_server
 
@@ -28,7 +29,7 @@ SCALED_INTERVAL_S = 1
 def run(lab: Lab, slack_s: float = 1.5) -> Observation:
     """Let the server vanish under two idle connections; count the keepalive probes."""
     client = lab.clients[0]
-    idle, interval, probes = (int(v or 0) for v in client.sysctls(KEYS).values())
+    idle, interval, probes = client.int_sysctls(KEYS).values()
     scale = {"tcp_keepalive_time": f"{idle} s -> {SCALED_TIME_S} s (x 1/{idle // SCALED_TIME_S})",
              "tcp_keepalive_intvl": f"{interval} s -> {SCALED_INTERVAL_S} s (x 1/{interval // SCALED_INTERVAL_S})",
              "tcp_keepalive_probes": f"{probes} (not scaled)"}
@@ -44,16 +45,11 @@ def run(lab: Lab, slack_s: float = 1.5) -> Observation:
     connected = ka.expect("connected", timeout=30)
     ka_port = connected["ports"]["keepalive"]
     lab.load_nft(lab.server, ["counter keepalive_probes {}", "counter resets {}", "counter other {}",
-                              "chain vanished_in {",
-                              "  type filter hook input priority -10; policy accept;",
-                              f"  tcp dport {server.port} tcp flags rst counter name resets drop",
-                              f"  tcp dport {server.port} tcp sport {ka_port} counter name keepalive_probes drop",
-                              f"  tcp dport {server.port} counter name other drop",
-                              "}",
-                              "chain vanished_out {",
-                              "  type filter hook output priority -10; policy accept;",
-                              f"  tcp sport {server.port} drop",
-                              "}"])
+                              nft_chain("vanished_in", "input", [
+                                  f"tcp dport {server.port} tcp flags rst counter name resets drop",
+                                  f"tcp dport {server.port} tcp sport {ka_port} counter name keepalive_probes drop",
+                                  f"tcp dport {server.port} counter name other drop"], priority="-10"),
+                              nft_chain("vanished_out", "output", [f"tcp sport {server.port} drop"], priority="-10")])
     ended = ka.expect("ended", timeout=expected_s + slack_s + 30)["connections"]
     duration = time.monotonic() - start
     seen = nft_counter(lab, lab.server, "keepalive_probes") or 0  # before the client's FINs at stop

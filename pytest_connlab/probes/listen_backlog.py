@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from ..emulation import nft_chain
 from ..observation import NO_ERROR, Observation, counter_delta
 from .common import expectation, observation, start_agent_server
 
@@ -25,7 +26,7 @@ COUNTERS = ("TcpExtListenOverflows", "TcpExtListenDrops")
 def run(lab: Lab, backlog: int = APP_BACKLOG, connect_timeout: float = 1.5,
         extra_attempts: int = 3) -> Observation:
     """Fill the accept queue of a never-accepting listener and see how the next connects end."""
-    somaxconn = int(lab.server.sysctls(["net.core.somaxconn"])["net.core.somaxconn"] or 4096)
+    somaxconn = lab.server.int_sysctls(["net.core.somaxconn"], default=4096)["net.core.somaxconn"]
     effective = min(backlog, somaxconn)
     refuse = bool(lab.scoped.get("Product.RefuseOnFullBacklog"))
     if refuse:
@@ -37,11 +38,8 @@ def run(lab: Lab, backlog: int = APP_BACKLOG, connect_timeout: float = 1.5,
     bound = max(effective + 1, exp.value or 0) + 16
     server = start_agent_server(lab, "never", backlog=backlog)
     if refuse:  # Windows refuses a connect to a full backlog; see Product.RefuseOnFullBacklog
-        lab.load_nft(lab.server, ["chain refuse_on_full_backlog {",
-                                  "  type filter hook input priority filter; policy accept;",
-                                  f"  tcp dport {server.port} ct state new ct count over {effective} "
-                                  "counter reject with tcp reset",
-                                  "}"])
+        lab.load_nft(lab.server, [nft_chain("refuse_on_full_backlog", "input", [
+            f"tcp dport {server.port} ct state new ct count over {effective} counter reject with tcp reset"])])
     before = lab.server.observe(server.port)["counters"]
     client = lab.clients[0]
     start = time.monotonic()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from ..emulation import nft_chain
 from ..observation import NO_ERROR, Observation
 from .common import expectation, nft_counter, nft_set_size, observation, start_agent_server
 
@@ -38,27 +39,19 @@ def half_open_cap_rules(cap: int, timeout_ms: int) -> list[str]:
         f"set half_open {{ type ipv4_addr . inet_service . inet_service; size {cap}; "
         f"flags dynamic,timeout; timeout {timeout_ms}ms; gc-interval 100ms; }}",
         "counter held_back {}",
-        "chain half_open_out {",
-        "  type filter hook output priority filter; policy accept;",
-        f"  {SYN} {key} @half_open accept",
-        f"  {SYN} add @half_open {{ {key} }} accept",
-        f"  {SYN} counter name held_back drop",
-        "}",
-        "chain half_open_in {",
-        "  type filter hook input priority filter; policy accept;",
-        f"  tcp flags & (syn | ack) == syn | ack delete @half_open {{ {back} }}",
-        f"  tcp flags rst delete @half_open {{ {back} }}",
-        "}",
+        nft_chain("half_open_out", "output", [f"{SYN} {key} @half_open accept",
+                                              f"{SYN} add @half_open {{ {key} }} accept",
+                                              f"{SYN} counter name held_back drop"]),
+        nft_chain("half_open_in", "input", [f"tcp flags & (syn | ack) == syn | ack delete @half_open {{ {back} }}",
+                                            f"tcp flags rst delete @half_open {{ {back} }}"]),
     ]
 
 
 def _black_hole(lab: Lab) -> None:
     lab.load_nft(lab.server, [
         "set syn_seen { type ipv4_addr . inet_service; size 65535; flags dynamic; }",
-        "chain black_hole {",
-        "  type filter hook input priority filter; policy accept;",
-        f"  tcp dport {BLACK_HOLE_PORT} add @syn_seen {{ ip saddr . tcp sport }} drop",
-        "}",
+        nft_chain("black_hole", "input",
+                  [f"tcp dport {BLACK_HOLE_PORT} add @syn_seen {{ ip saddr . tcp sport }} drop"]),
     ])
 
 

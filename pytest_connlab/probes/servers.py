@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..observation import NO_ERROR, Observation
-from .common import expectation, observation, pin_measuring_server, start_agent_server
+from .common import expectation, http_clients, observation, pin_measuring_server, start_agent_server
 
 if TYPE_CHECKING:
     from ..lab import Lab
@@ -60,15 +60,6 @@ def fd_limit(lab: Lab, connect_timeout: float = 2.0) -> Observation:
                        evidence=evidence)
 
 
-def _http_clients(lab: Lab, endpoint: str, clients: int, timeout: float) -> dict[str, object]:
-    client = lab.clients[0]
-    proc = client.agent("http", "--target", endpoint, "--sources", ",".join(client.addresses),
-                        "--requests", str(clients), "--timeout", str(timeout), "--hold", "60")
-    answers = proc.expect("responses", timeout=clients + timeout * 2 + 30)
-    proc.stop()
-    return answers
-
-
 def thread_pool(lab: Lab, threads: int = 200, clients: int | None = None, timeout: float = 2.0) -> Observation:
     """Hold ``clients`` HTTP connections on a pool of ``threads``; count those answered."""
     clients = clients or threads + 40
@@ -77,10 +68,10 @@ def thread_pool(lab: Lab, threads: int = 200, clients: int | None = None, timeou
     start = time.monotonic()
     pin_measuring_server(lab)
     threaded = start_agent_server(lab, "threaded", extra=("--threads", str(threads)))
-    answers = _http_clients(lab, threaded.endpoint, clients, timeout)
+    answers = http_clients(lab, threaded.endpoint, clients, timeout)
     pool_stats = threaded.stop()
     loop = start_agent_server(lab, "http")
-    control = _http_clients(lab, loop.endpoint, clients, timeout)
+    control = http_clients(lab, loop.endpoint, clients, timeout)
     loop.stop()
     statuses = answers["statuses"]
     served = int(statuses.get("200", 0))  # type: ignore[attr-defined]

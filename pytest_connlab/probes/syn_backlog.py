@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..observation import NO_ERROR, Observation, counter_delta
-from .common import expectation, observation, second_source, start_agent_server
+from .common import drop_final_acks, expectation, observation, second_source, start_agent_server
 
 if TYPE_CHECKING:
     from ..lab import Lab
@@ -39,18 +39,13 @@ def run(lab: Lab, attackers: int = 300, legitimate: int = 20, backlog: int = 128
     """Flood the listener with half-open connects, count SYN_RECV, then try legitimate clients."""
     attacker = lab.clients[0]
     legit_host, legit_ip = second_source(lab)
-    values = {k: int(v or 0) for k, v in lab.server.sysctls(KEYS).items()}
-    somaxconn, max_syn, cookies = (values[k] for k in KEYS)
+    somaxconn, max_syn, cookies = lab.server.int_sysctls(KEYS).values()
     cap = syn_queue_cap(backlog, somaxconn, max_syn, cookies)
     how = (f"syncookies={cookies}: min(backlog {backlog}, somaxconn {somaxconn}) + 1"
            + (f", max - max/4 + 1 with tcp_max_syn_backlog {max_syn}" if cookies == 0 else ""))
     exp = expectation(lab, LIMIT, (min(cap, attackers), how), lab_endings=())
     server = start_agent_server(lab, "hold", backlog=backlog)
-    lab.load_nft(lab.server, ["chain syn_flood_no_final_ack {",
-                              "  type filter hook input priority filter; policy accept;",
-                              f"  ip saddr {attacker.address} tcp dport {server.port} "
-                              "tcp flags & (syn | ack) == ack counter drop",
-                              "}"])
+    drop_final_acks(lab, "syn_flood_no_final_ack", attacker.address, server.port)
     before = lab.server.observe(server.port)["counters"]
     start = time.monotonic()
     flood = attacker.agent("burst", "--target", server.endpoint, "--sources", attacker.address,

@@ -61,7 +61,7 @@ def buckets(lab: Lab, extra: int = 1000) -> Observation:
     """Churn past tcp_max_tw_buckets and count the TIME_WAIT entries the client keeps."""
     client = lab.clients[0]
     pin_churn_conditions(lab)
-    limit = int(client.sysctls(["net.ipv4.tcp_max_tw_buckets"])["net.ipv4.tcp_max_tw_buckets"] or 0)
+    limit = client.int_sysctls(["net.ipv4.tcp_max_tw_buckets"])["net.ipv4.tcp_max_tw_buckets"]
     low, high = client_port_range(lab)
     pool = high - low + 1
     count = min(limit + extra, 60_000)
