@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..observation import NO_ERROR, Observation, counter_delta
-from .common import expectation, observation, start_agent_server
+from .common import expectation, observation, pin_measuring_server, start_agent_server
 
 if TYPE_CHECKING:
     from ..lab import Lab
@@ -41,8 +41,7 @@ def pin_churn_conditions(lab: Lab, own_server: bool = True) -> None:
     measuring server that never drops a SYN (LIMITS.md pitfalls 3 and 4)."""
     lab.pin("client", {"net.ipv4.tcp_rfc1337": "1"}, "no TIME_WAIT assassination")
     if own_server:
-        lab.pin("server", {"net.core.somaxconn": "4096"}, "the measuring server must not drop SYNs: "
-                "the limit measured is the client's", override=True)
+        pin_measuring_server(lab, "the measuring server must not drop SYNs: the limit measured is the client's")
 
 
 def _derived(lab: Lab, size: int, low: int, high: int) -> tuple[int | None, str]:
