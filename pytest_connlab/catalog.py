@@ -28,6 +28,11 @@ LIMITS: dict[str, str] = {
     "thread_pool": "How many connections a thread-per-connection server serves at once.",
     "per_server_cap": "How many connections an HTTP client opens to one server at once.",
     "tcb_hash": "How many established connections a host holds with a small TCB hash table.",
+    "ports_per_source": "How many connections one client IP holds open at once to one server ip:port "
+                        "(its ephemeral port range).",
+    "one_port_connections": "How many connections one listening port holds at once from many client "
+                            "IPs (the \"64K ports\" myth).",
+    "push_fanout": "How many long-lived HTTP clients (server push) receive every update the server pushes.",
 }
 
 
@@ -56,6 +61,10 @@ LIMIT_KNOBS: dict[str, frozenset[str]] = {
     "thread_pool": frozenset(),
     "per_server_cap": frozenset(),
     "tcb_hash": frozenset({"net.ipv4.tcp_child_ehash_entries"}),
+    "ports_per_source": frozenset({"net.ipv4.ip_local_port_range", "net.ipv4.ip_local_reserved_ports"}),
+    "one_port_connections": frozenset({"net.ipv4.ip_local_port_range",
+                                       "net.ipv4.ip_local_reserved_ports"}),
+    "push_fanout": frozenset(),
 }
 
 

@@ -167,17 +167,20 @@ def _ms_to_s(value: int) -> int:
     return max(1, round(value / 1000))
 
 
+# the port range bounds churned connections, held ones per source, and what one server port holds
+PORT_LIMITS = ("ephemeral_ports", "ports_per_source", "one_port_connections")
+
 RULES: dict[str, Rule] = {r.setting: r for r in (
-    Rule("Tcpip.MaxUserPort", 5000, 65534, ("ephemeral_ports",), "exact",
+    Rule("Tcpip.MaxUserPort", 5000, 65534, PORT_LIMITS, "exact",
          "Linux hands out the same 1025..MaxUserPort range, so the count of connects to one "
          "destination matches. Linux pools ports per destination ip:port and fails connect() "
          "with EADDRNOTAVAIL where Winsock gives WSAENOBUFS 10055.",
          _port_range, "net.ipv4.ip_local_port_range = 1025 <value>"),
-    Rule("Netsh.DynamicPortStart", 1025, 65280, ("ephemeral_ports",), "exact",
+    Rule("Netsh.DynamicPortStart", 1025, 65280, PORT_LIMITS, "exact",
          "netsh int ipv4 set dynamicport tcp start=<value>: the first port of the range; "
          "Linux hands out the same range (pooled per destination).",
          _dynamic_ports, "net.ipv4.ip_local_port_range = <start> <start+num-1>"),
-    Rule("Netsh.DynamicPortCount", 255, 64511, ("ephemeral_ports",), "exact",
+    Rule("Netsh.DynamicPortCount", 255, 64511, PORT_LIMITS, "exact",
          "netsh int ipv4 set dynamicport tcp num=<value>: the size of the range (at least 255).",
          _dynamic_ports, "net.ipv4.ip_local_port_range = <start> <start+num-1>"),
     Rule("Tcpip.TcpTimedWaitDelay", 30, 300, ("time_wait_length",), "none",
@@ -195,7 +198,7 @@ RULES: dict[str, Rule] = {r.setting: r for r in (
          "probe caps its never-accepting listener with nft 'ct count over <backlog> reject with "
          "tcp reset', which equals the accept queue only while nothing is accepted.",
          _refuse_on_full, "net.ipv4.tcp_abort_on_overflow = 1 (server); nft ct count reset, in the probe"),
-    Rule("Product.InboundComputerCap", 1, 1000, ("inbound_cap",), "approximate",
+    Rule("Product.InboundComputerCap", 1, 1000, ("inbound_cap", "one_port_connections"), "approximate",
          "XP counts computers with open sessions over all protocols and refuses the next at "
          "the session layer (NT error 71, IIS 403.9). The lab admits the first N source IPs "
          "(an nft set of size N) and resets TCP connections from any other.",

@@ -1,7 +1,7 @@
 """Fixtures: ``lab_profile`` (parametrized by --lab), ``lab_factory`` (session), ``lab`` (one test)."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -31,6 +31,22 @@ def lab_factory(request: pytest.FixtureRequest) -> Iterator[LabFactory]:
     state.problems += factory.close()
 
 
+def terminal_progress(config: pytest.Config) -> Callable[[str], None]:
+    """Write a probe's progress line to the terminal, past output capturing (no-op without one)."""
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+    capture = config.pluginmanager.getplugin("capturemanager")
+
+    def write(text: str) -> None:
+        if reporter is None:
+            return
+        if capture is not None:
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(f"connlab: {text}")
+        else:
+            reporter.write_line(f"connlab: {text}")
+    return write
+
+
 def _failed(item: pytest.Item) -> bool:
     report = item.stash.get(CALL_REPORT_KEY, None)
     return report is not None and report.failed
@@ -47,6 +63,7 @@ def lab(request: pytest.FixtureRequest, lab_factory: LabFactory, lab_profile: Pr
     except LabSetupError as exc:  # a setting the kernel refused: say which, no traceback
         pytest.fail(f"connlab: {exc}", pytrace=False)
     request.node.stash[OBSERVATIONS_KEY] = built.observations
+    built.progress = terminal_progress(request.config)
     yield built
     if state.keep and _failed(request.node):
         access = lab_factory.keep(built)

@@ -13,6 +13,10 @@ from .providers.program import Stoppable
 from .topology import Topology
 
 
+def _quiet(text: str) -> None:
+    """Progress goes nowhere unless the plugin (or a script) says where."""
+
+
 class Lab:
     """Hosts made by a provider from a topology, with a profile's settings applied."""
 
@@ -34,6 +38,7 @@ class Lab:
         self.observations: list[Observation] = []
         self.conditions: dict[str, str] = {}
         self._undo: list[tuple[str, Callable[[], None]]] = []
+        self.progress: Callable[[str], None] = _quiet  # long probes report here (the plugin: terminal)
         from .probes import Probes
         self.probe = Probes(self)
 

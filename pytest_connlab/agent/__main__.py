@@ -13,7 +13,9 @@ from .connect import PORT_POOLS
 from .hold import open_and_hold
 from .http import one_connection_each, pooled
 from .keepalive import keepalive
-from .limits import raise_nofile_to_hard, set_nofile
+from .limits import host_limits, raise_nofile_to_hard, set_nofile
+from .mass_client import run_clients
+from .mass_server import run_server
 from .observe import observe
 from .server import MODES, HttpPolicy, serve
 from .threaded import serve_threaded
@@ -76,6 +78,22 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument("--hold", type=float, default=600.0)
     o.add_argument("--keep-going", action="store_true", help="do not stop at the first error")
     o.add_argument("--no-spread", action="store_true")
+    hc = sub.add_parser("hold-clients", help="many held connections from worker processes")
+    hc.add_argument("--target", type=_target, required=True)
+    hc.add_argument("--plan", required=True, help='JSON: one {"source IP": count} per worker')
+    hc.add_argument("--in-flight", type=int, default=256, help="connects pending per worker")
+    hc.add_argument("--timeout", type=float, default=5.0)
+    hc.add_argument("--deadline", type=float, required=True)
+    hc.add_argument("--hold", type=float, default=600.0)
+    hc.add_argument("--subscribe", action="store_true", help="GET /events and time pushed updates")
+    hs = sub.add_parser("hold-server", help="worker processes sharing one port; hold or push")
+    hs.add_argument("--bind", default="0.0.0.0")
+    hs.add_argument("--port", type=int, default=0)
+    hs.add_argument("--backlog", type=int, default=4096)
+    hs.add_argument("--workers", type=int, default=1)
+    hs.add_argument("--push", action="store_true", help="answer requests with an event stream")
+    hs.add_argument("--max-seconds", type=float, default=900.0)
+    sub.add_parser("limits", help="this host's descriptor limits and memory")
     ob = sub.add_parser("observe", help="socket states and counters")
     ob.add_argument("--port", type=int, default=None)
     sy = sub.add_parser("sysctl", help="read or set sysctls")
@@ -139,6 +157,13 @@ def main(argv: list[str]) -> int:
               args.workers)
     elif args.role == "open":
         _open(args, argv)
+    elif args.role == "hold-clients":
+        run_clients(args.target, json.loads(args.plan), args.in_flight, args.timeout, args.deadline,
+                    args.hold, args.subscribe)
+    elif args.role == "hold-server":
+        run_server(args.bind, args.port, args.backlog, args.workers, args.push, args.max_seconds)
+    elif args.role == "limits":
+        proto.emit("limits", **host_limits())
     elif args.role == "observe":
         proto.emit("observation", **observe(args.port))
     elif args.role == "sysctl":

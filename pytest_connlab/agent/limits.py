@@ -21,3 +21,18 @@ def set_nofile(limit: int) -> int:
     soft = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     return soft
+
+
+def host_limits() -> dict[str, int]:
+    """RLIMIT_NOFILE (soft, hard), the socket budget of one process, and the host's memory."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    usable = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    memory: dict[str, int] = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("MemTotal", "MemAvailable", "Slab"):
+                memory[key] = int(rest.split()[0]) * 1024
+    return {"nofile_soft": soft, "nofile_hard": usable, "budget": max(1, usable - FD_RESERVE),
+            "mem_total": memory.get("MemTotal", 0), "mem_available": memory.get("MemAvailable", 0),
+            "slab": memory.get("Slab", 0)}

@@ -33,3 +33,14 @@ def hold_until_released(max_seconds: float) -> float:
         if stdin_closed(min(1.0, deadline - time.monotonic())):
             break
     return time.monotonic() - start
+
+
+def read_commands(timeout: float) -> list[str] | None:
+    """Command lines from the controller within ``timeout`` s; None once stdin has closed."""
+    ready, _, _ = select.select([sys.stdin], [], [], max(timeout, 0.0))
+    if not ready:
+        return []
+    chunk = os.read(sys.stdin.fileno(), 65536)
+    if not chunk:
+        return None
+    return [line for line in chunk.decode(errors="replace").splitlines() if line]

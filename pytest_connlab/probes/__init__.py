@@ -8,10 +8,13 @@ from . import (
     accept_overflow,
     caps,
     ephemeral_ports,
+    hold,
     inbound_cap,
     keepalive,
     listen_backlog,
     outbound_half_open,
+    port_myth,
+    push,
     servers,
     syn_backlog,
     tcb_hash,
@@ -20,6 +23,7 @@ from . import (
 
 if TYPE_CHECKING:
     from ..lab import Lab
+    from ..target import Target
 
 
 class Probes:
@@ -27,6 +31,24 @@ class Probes:
 
     def __init__(self, lab: Lab) -> None:
         self._lab = lab
+
+    def hold(self, target: Target | None = None, connections: int = 10_000, for_s: float = 5.0,
+             **kwargs: Any) -> hold.HoldResult:
+        """Ramp to ``connections`` held connections (to ``target``, or the agent's hold server), hold
+        them ``for_s`` seconds, count them server-side; rate, errors, memory per connection."""
+        return hold.run(self._lab, target, connections, for_s, **kwargs)
+
+    def ports_per_source(self, **kwargs: Any) -> Observation:
+        """Hold connections from one client IP to one server port until its port range runs out."""
+        return port_myth.per_source(self._lab, **kwargs)
+
+    def one_port_connections(self, **kwargs: Any) -> Observation:
+        """Hold more than 65,536 connections from many client IPs to one listening port."""
+        return port_myth.one_port(self._lab, **kwargs)
+
+    def push_fanout(self, **kwargs: Any) -> Observation:
+        """Hold event-stream clients, push updates to all, count who received every one."""
+        return push.run(self._lab, **kwargs)
 
     def ephemeral_ports(self, **kwargs: Any) -> Observation:
         """Connect+close from one client IP to one server ip:port until connect fails."""

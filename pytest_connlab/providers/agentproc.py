@@ -56,9 +56,32 @@ class AgentProcess:
             raise self._fail(f"printed a non-event line: {line[:200]!r}") from None
         return event
 
+    def events_within(self, timeout: float) -> list[dict[str, Any]]:
+        """Every event that has arrived within ``timeout`` s (maybe none); AgentError if it died."""
+        assert self.proc.stdout is not None
+        if b"\n" not in self._buffer and self._sel.select(timeout=max(timeout, 0.0)):
+            chunk = os.read(self.proc.stdout.fileno(), 1 << 20)
+            if not chunk:
+                raise self._fail(f"exited with {self.proc.wait()} before its next event")
+            self._buffer += chunk
+        events = []
+        while b"\n" in self._buffer:
+            events.append(self.next_event(0))
+        return events
+
+    def command(self, line: str) -> None:
+        """Send one command line to a role that takes commands (``push``, ``report``, ``sample``)."""
+        if self.proc.stdin is None or self.proc.stdin.closed:
+            raise self._fail(f"cannot send {line!r}: its input is closed")
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+
     def expect(self, name: str, timeout: float) -> dict[str, Any]:
-        """The next event, which must be ``name``."""
+        """The next event other than a progress report, which must be ``name``."""
+        deadline = time.monotonic() + timeout
         event = self.next_event(timeout)
+        while event.get("event") == "progress" and name != "progress":
+            event = self.next_event(max(0.0, deadline - time.monotonic()))
         if event.get("event") != name:
             raise self._fail(f"expected event {name!r}, got {event!r}")
         return event

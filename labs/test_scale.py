@@ -1,0 +1,37 @@
+"""Scale: the "64K ports" myth and server push to 3,000 clients, counted on the server.
+
+One client IP runs out at its port range toward one ip:port (a 4-tuple limit);
+twenty IPs hold more than 65,536 connections to a single listening port. XP's
+inbound cap admits only ten computers, so there the same load stops at ten IPs'
+worth. The push test answers the seed question about 3,000 kept-alive "server
+push" users: every update must reach every one.
+"""
+import pytest
+
+MANY_IPS = pytest.mark.topology(clients=2, ips_per_client=10)
+
+
+@MANY_IPS
+@pytest.mark.limit("ports_per_source")
+def test_one_ip_holds_its_port_range(lab):
+    obs = lab.probe.ports_per_source()
+    assert obs.ok, obs.explain()
+    assert obs.evidence["hold"]["exhausted_sources"] == [lab.clients[0].address], obs.explain()
+
+
+@MANY_IPS
+@pytest.mark.limit("one_port_connections")
+def test_one_port_holds_more_than_64k(lab):
+    obs = lab.probe.one_port_connections()
+    assert obs.ok, obs.explain()
+    if obs.expected is None:
+        assert obs.observed > 65_536, obs.explain()
+        assert obs.evidence["hold"]["held_at_end"] == obs.observed, obs.explain()
+
+
+@pytest.mark.limit("push_fanout")
+def test_server_push_reaches_3000_clients(lab):
+    obs = lab.probe.push_fanout(clients=3000, updates=5)
+    assert obs.ok, obs.explain()
+    assert obs.evidence["delivered_per_update"] == [3000] * 5, obs.explain()
+    assert obs.evidence["failed_writes"] == 0, obs.explain()
