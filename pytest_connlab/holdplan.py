@@ -9,13 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .agent.workers import split_evenly
+
 SERVER_HEADROOM = 1.15  # SO_REUSEPORT's hash is not perfectly even
-
-
-def split_evenly(count: int, parts: int) -> list[int]:
-    """``count`` as ``parts`` near-equal whole numbers (the first ones one larger)."""
-    base, rest = divmod(count, parts)
-    return [base + (1 if i < rest else 0) for i in range(parts)]
 
 
 def ports_in_range(text: str, reserved: int = 0) -> int:
@@ -84,3 +80,6 @@ def plan_hold(connections: int, sources: list[tuple[str, str]], client_budget: i
     clients = {host: fill_workers(ips, client_budget) for host, ips in per_host.items()}
     server_workers = max(1, -(-int(connections * SERVER_HEADROOM) // server_budget))
     return HoldPlan({h: w for h, w in clients.items() if w}, server_workers, per_source)
+
+
+__all__ = ["HoldPlan", "fill_workers", "plan_hold", "ports_in_range", "split_evenly"]

@@ -150,3 +150,46 @@ def test_http_status_names_the_iis_substatus():
     from pytest_connlab.agent.http import status_of
     assert status_of(b"HTTP/1.1 403 Forbidden\r\n\r\n403.9 Too many users") == "403.9"
     assert status_of(b"HTTP/1.1 503 Service Unavailable\r\n\r\n") == "503"
+
+
+def _agent(args):
+    from pytest_connlab.providers.agentproc import AgentProcess
+    return AgentProcess(subprocess.Popen, local_agent_argv(args), args[0])
+
+
+def test_hold_server_workers_share_one_port_and_push_to_every_subscriber():
+    """Two forked server workers (SO_REUSEPORT) and two client workers on loopback: 1,500
+    subscribers, two pushes, each delivered to all 1,500; the server counts what it holds."""
+    server = _agent(["hold-server", "--bind", "127.0.0.1", "--workers", "2", "--push", "--max-seconds", "60"])
+    clients = None
+    try:
+        port = server.expect("ready", 15)["port"]
+        plan = [{"127.0.0.1": 750}, {"127.0.0.1": 750}]
+        clients = _agent(["hold-clients", "--target", f"127.0.0.1:{port}", "--plan", json.dumps(plan),
+                          "--deadline", "30", "--hold", "60", "--subscribe"])
+        clients.expect("ready", 15)
+        opened = clients.expect("opened", 60)
+        assert opened["held"] == 1500 and opened["errors"] == {} and opened["workers_reporting"] == 2
+        for _ in range(2):
+            server.command("push")
+            pushed = server.expect("pushed", 30)
+            assert pushed["written"] == 1500 and pushed["failed"] == 0
+        received: dict = {}
+        for _ in range(50):  # the updates are on their way; ask until both arrived everywhere
+            clients.command("report")
+            for seq, values in clients.expect("updates", 30)["latencies_us"].items():
+                received.setdefault(seq, []).extend(values)
+            if [len(v) for v in received.values()] == [1500, 1500]:
+                break
+        assert sorted(received) == ["1", "2"] and all(len(v) == 1500 for v in received.values())
+        assert all(v >= 0 for values in received.values() for v in values)
+        clients.release()
+        assert clients.expect("released", 30)["workers_failed"] == 0
+        server.release()
+        stats = server.expect("stats", 30)
+        assert stats["accepted"] == 1500 and stats["peak_open"] == 1500
+        assert stats["closed_by_peer"] == 1500 and stats["open_at_end"] == 0
+    finally:
+        for proc in (clients, server):
+            if proc is not None:
+                proc.stop()

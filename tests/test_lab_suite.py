@@ -155,6 +155,29 @@ EXPECTED = {  # (test, profile): (observed, ended_by), as measured on kernel 6.1
     ('test_wininet_queues_requests_on_two_connections', 'win2008r2'): (2, 'none'),
     ('test_wininet_queues_requests_on_two_connections', 'winxp-home'): (2, 'none'),
     ('test_wininet_queues_requests_on_two_connections', 'winxp-sp2'): (2, 'none'),
+    ('test_one_ip_holds_its_port_range', 'linux-default'): (28232, 'EADDRNOTAVAIL'),
+    ('test_one_ip_holds_its_port_range', 'vista-sp2'): (16384, 'EADDRNOTAVAIL'),
+    ('test_one_ip_holds_its_port_range', 'win2000-server'): (3976, 'EADDRNOTAVAIL'),
+    ('test_one_ip_holds_its_port_range', 'win2003'): (3976, 'EADDRNOTAVAIL'),
+    ('test_one_ip_holds_its_port_range', 'win2008r2'): (16384, 'EADDRNOTAVAIL'),
+    ('test_one_ip_holds_its_port_range', 'winxp-home'): (3976, 'EADDRNOTAVAIL'),
+    ('test_one_ip_holds_its_port_range', 'winxp-sp2'): (3976, 'EADDRNOTAVAIL'),
+    ('test_one_port_holds_more_than_64k', 'linux-default'): (70000, 'none'),
+    ('test_one_port_holds_more_than_64k', 'linux-tuned'): (70000, 'none'),
+    ('test_one_port_holds_more_than_64k', 'vista-sp2'): (70000, 'none'),
+    ('test_one_port_holds_more_than_64k', 'win2000-server'): (70000, 'none'),
+    ('test_one_port_holds_more_than_64k', 'win2003'): (70000, 'none'),
+    ('test_one_port_holds_more_than_64k', 'win2008r2'): (70000, 'none'),
+    ('test_one_port_holds_more_than_64k', 'winxp-home'): (17500, 'ECONNREFUSED'),
+    ('test_one_port_holds_more_than_64k', 'winxp-sp2'): (35000, 'ECONNREFUSED'),
+    ('test_server_push_reaches_3000_clients', 'linux-default'): (3000, 'none'),
+    ('test_server_push_reaches_3000_clients', 'linux-tuned'): (3000, 'none'),
+    ('test_server_push_reaches_3000_clients', 'vista-sp2'): (3000, 'none'),
+    ('test_server_push_reaches_3000_clients', 'win2000-server'): (3000, 'none'),
+    ('test_server_push_reaches_3000_clients', 'win2003'): (3000, 'none'),
+    ('test_server_push_reaches_3000_clients', 'win2008r2'): (3000, 'none'),
+    ('test_server_push_reaches_3000_clients', 'winxp-home'): (3000, 'none'),
+    ('test_server_push_reaches_3000_clients', 'winxp-sp2'): (3000, 'none'),
 }
 
 
@@ -163,7 +186,8 @@ def test_every_profile_reproduces_its_limits_and_leaves_nothing(pytester):
     out = pytester.path / "results.json"
     result = pytester.runpytest_subprocess(str(REPO / "labs"), "--lab=all", f"--lab-json={out}",
                                            "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=len(EXPECTED), skipped=7)  # the 60 s TIME_WAIT watch runs once
+    # skipped: the 60 s TIME_WAIT watch runs once; one IP exhausting linux-tuned's 64,512 ports takes minutes
+    result.assert_outcomes(passed=len(EXPECTED), skipped=8)
     run_id, rows = results(out)
     seen = {(r["test"].split("::")[-1].split("[")[0], r["profile"]): (r["observed"], r["ended_by"])
             for r in rows}

@@ -12,6 +12,7 @@ update the server pushes, the time from the push's start to its arrival here.
 """
 from __future__ import annotations
 
+import _socket
 import errno
 import os
 import select
@@ -28,6 +29,7 @@ from .limits import raise_nofile_to_hard
 
 SUBSCRIBE = b"GET /events HTTP/1.1\r\nHost: lab\r\nAccept: text/event-stream\r\n\r\n"
 REPORT_EVERY_S = 0.25
+RUN_PER_SOURCE = 32  # connects started from one source before moving to the next
 NO_MORE_SOCKETS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
@@ -83,7 +85,7 @@ class Ramp:
         self.updates = updates
         self.subscribe = updates is not None
         self.ep = select.epoll()
-        self.pending: dict[int, tuple[socket.socket, float]] = {}
+        self.pending: dict[int, tuple[_socket.socket, float]] = {}
         self.held = array("i")
         self.errors: Counter[str] = Counter()
         self.exhausted: list[str] = []
@@ -99,63 +101,82 @@ class Ramp:
             self.order.remove(src)
 
     def start_some(self) -> None:
-        """Start connects until ``in_flight`` are pending or the plan is done."""
-        while len(self.pending) < self.in_flight and self.more_to_start:
+        """Start connects until ``in_flight`` are pending or the plan is done (the hot loop:
+        names are bound locally and each source gets a run of connects at a time)."""
+        room = self.in_flight - len(self.pending)
+        if room <= 0 or not self.more_to_start:
+            return
+        new_socket, family, kind = _socket.socket, socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK
+        level, no_port, target = socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, self.target
+        register, pending, out = self.ep.register, self.pending, select.EPOLLOUT
+        stamp = time.monotonic()
+        while room > 0 and self.order and not self.out_of_sockets:
             src = self.order[self._turn % len(self.order)]
             self._turn += 1
-            self.left[src] -= 1
-            if self.left[src] <= 0:
-                self._drop_source(src)
-            try:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            except OSError as exc:
-                self.errors[name_of(exc.errno or 0)] += 1
-                self.out_of_sockets = exc.errno in NO_MORE_SOCKETS
-                return
-            try:
-                sock.setblocking(False)
-                sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
-                sock.bind((src, 0))
-                code = sock.connect_ex(self.target)
-            except OSError as exc:
-                code = exc.errno or errno.EINVAL
-            if code in (0, errno.EINPROGRESS):
-                self.ep.register(sock.fileno(), select.EPOLLOUT)
-                self.pending[sock.fileno()] = (sock, time.monotonic())
-                continue
-            sock.close()
-            self.errors[name_of(code)] += 1
-            if code == errno.EADDRNOTAVAIL:  # this source's ports toward the target are used up
+            run = min(room, self.left[src], RUN_PER_SOURCE)
+            local = (src, 0)
+            started = 0
+            code = 0
+            for _ in range(run):
+                try:
+                    sock = new_socket(family, kind)
+                except OSError as exc:
+                    self.errors[name_of(exc.errno or 0)] += 1
+                    self.out_of_sockets = exc.errno in NO_MORE_SOCKETS
+                    break
+                try:
+                    sock.setsockopt(level, no_port, 1)
+                    sock.bind(local)
+                    code = sock.connect_ex(target)
+                except OSError as exc:
+                    code = exc.errno or errno.EINVAL
+                started += 1
+                if code == errno.EINPROGRESS or code == 0:
+                    fd = sock.fileno()
+                    register(fd, out)
+                    pending[fd] = (sock, stamp)
+                    continue
+                sock.close()
+                self.errors[name_of(code)] += 1
+                if code == errno.EADDRNOTAVAIL:  # this source's ports toward the target are used up
+                    break
+            room -= started
+            self.left[src] -= started
+            if code == errno.EADDRNOTAVAIL:
                 self.exhausted.append(src)
+                self._drop_source(src)
+            elif self.left[src] <= 0:
                 self._drop_source(src)
 
     def finish_ready(self, wait_s: float) -> None:
         """Collect connects that ended: keep the established ones as bare descriptors."""
-        for fd, _ in self.ep.poll(wait_s, 4096):
-            item = self.pending.pop(fd, None)
+        pending, held, unregister = self.pending, self.held, self.ep.unregister
+        failed = select.EPOLLERR | select.EPOLLHUP
+        for fd, events in self.ep.poll(wait_s, 4096):
+            item = pending.pop(fd, None)
             if item is None:  # a held, subscribed connection has data
                 if self.updates is not None:
                     self.updates.handle(self, fd)
                 continue
             sock = item[0]
-            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if code:
-                self.ep.unregister(fd)
+            if events & failed:  # the connect failed; only then ask why
+                unregister(fd)
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 sock.close()
-                self.errors[name_of(code)] += 1
+                self.errors[name_of(code or errno.ECONNRESET)] += 1
                 continue
             if self.subscribe:
                 self.ep.modify(fd, select.EPOLLIN | select.EPOLLRDHUP)
                 try:
                     sock.send(SUBSCRIBE)
                 except OSError as exc:
-                    self.ep.unregister(fd)
+                    unregister(fd)
                     sock.close()
                     self.errors[name_of(exc.errno or 0)] += 1
                     continue
             else:
-                self.ep.unregister(fd)
-            self.held.append(sock.detach())
+                unregister(fd)
+            held.append(sock.detach())
 
     def expire(self) -> None:
         """Give up on connects pending longer than ``timeout`` (their SYNs got no answer)."""

@@ -51,6 +51,7 @@ class HoldResult:
     user_bytes: int | None = None  # Pss growth of the client and server processes
     user_bytes_total: int | None = None  # Pss of those processes at full hold
     mem_available: int = 0
+    release_s: float = 0.0  # closing every connection and stopping the processes
     conditions: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -199,6 +200,7 @@ def run(lab: Lab, target: Target | None = None, connections: int = 10_000, for_s
     held_for = time.monotonic() - hold_start
     held_at_end = counter.poll(0.05) if own_server else counter.poll(0)
     lowest = min(lowest, held_at_end)
+    released_at = time.monotonic()
     for proc in clients:
         proc.release()
     for proc in clients:
@@ -206,6 +208,7 @@ def run(lab: Lab, target: Target | None = None, connections: int = 10_000, for_s
         proc.stop()
     if own_server:
         target.stop()
+    release_s = time.monotonic() - released_at
     return HoldResult(
         target=target.endpoint, requested=connections, established=result["established"],
         held_at_end=held_at_end, lowest_during_hold=lowest, client_held=result["client_held"],
@@ -216,7 +219,7 @@ def run(lab: Lab, target: Target | None = None, connections: int = 10_000, for_s
         user_bytes=after["pss"] - before["pss"] if before["pss"] is not None and after["pss"] is not None
         else None,
         user_bytes_total=after["pss"], mem_available=before["mem_available"],
-        conditions={k: v for k, v in lab.conditions.items()})
+        release_s=round(release_s, 2), conditions={k: v for k, v in lab.conditions.items()})
 
 
 def start_hold_server(lab: Lab, workers: int, push: bool = False) -> Target:
