@@ -19,12 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import describe  # noqa: E402
+from pytest_connlab.reaper import lab_namespaces  # noqa: E402
 from pytest_connlab.scripted import standalone_lab  # noqa: E402
-
-
-def _leftovers(run_id: str) -> list[str]:
-    netns = Path("/run/netns")
-    return [p.name for p in netns.iterdir() if run_id in p.name] if netns.is_dir() else []
 
 
 def main() -> int:
@@ -47,6 +43,7 @@ def main() -> int:
         r = lab.probe.hold(connections=args.connections, for_s=args.hold, in_flight=args.in_flight)
         torn_at = time.monotonic()
     teardown_s = time.monotonic() - torn_at
+    left = lab_namespaces(Path("/run/netns")).get(run_id, [])
     print(f"lab: {args.profile}, {args.clients} clients x {args.ips} IPs, up in {up_s:.2f} s; {r.layout}")
     print(f"held: {r.established:,} of {r.requested:,} counted server-side; {r.held_at_end:,} still held "
           f"after {r.held_for_s:.0f} s (lowest {r.lowest_during_hold:,})")
@@ -58,7 +55,7 @@ def main() -> int:
     print(f"projection: {r.mem_available / 2**30:.1f} GiB available / {kernel + max(user, 0):,.0f} B "
           f"= ~{r.projection() or 0:,} connections (both ends on this box)")
     print(f"teardown: closing the connections {r.release_s:.1f} s, the lab {teardown_s:.1f} s; "
-          f"namespaces left: {len(_leftovers(run_id))}")
+          f"namespaces left: {len(left)}")
     return 0 if r.established == r.requested else 1
 
 

@@ -42,6 +42,14 @@ def proportional_set_size() -> int:
     return 0
 
 
+def read_or_eof(fd: int, size: int) -> bytes:
+    """What a connection has for us; b"" when the peer closed or reset it."""
+    try:
+        return os.read(fd, size)
+    except OSError:
+        return b""
+
+
 class WorkerLink:
     """The worker's end: send events to the parent, read its commands."""
 

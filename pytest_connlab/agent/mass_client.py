@@ -24,7 +24,7 @@ from collections import Counter
 from . import proto
 from .connect import IP_BIND_ADDRESS_NO_PORT
 from .errnames import name_of
-from .fleet import Fleet, WorkerLink, fork_workers, merge_counts, proportional_set_size, sum_fields
+from .fleet import Fleet, WorkerLink, fork_workers, merge_counts, proportional_set_size, read_or_eof, sum_fields
 from .limits import raise_nofile_to_hard
 
 SUBSCRIBE = b"GET /events HTTP/1.1\r\nHost: lab\r\nAccept: text/event-stream\r\n\r\n"
@@ -49,10 +49,7 @@ class Updates:
 
     def handle(self, ramp: Ramp, fd: int) -> None:
         """Read one readable connection; an end of stream counts it lost."""
-        try:
-            data = os.read(fd, 65536)
-        except OSError:
-            data = b""
+        data = read_or_eof(fd, 65536)
         if not data:
             ramp.ep.unregister(fd)
             self.lost += 1
@@ -110,7 +107,7 @@ class Ramp:
         level, no_port, target = socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, self.target
         register, pending, out = self.ep.register, self.pending, select.EPOLLOUT
         stamp = time.monotonic()
-        while room > 0 and self.order and not self.out_of_sockets:
+        while room > 0 and self.more_to_start:
             src = self.order[self._turn % len(self.order)]
             self._turn += 1
             run = min(room, self.left[src], RUN_PER_SOURCE)

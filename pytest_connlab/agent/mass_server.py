@@ -18,7 +18,7 @@ from collections import Counter
 
 from . import proto
 from .errnames import name_of
-from .fleet import Fleet, WorkerLink, fork_workers, merge_counts, proportional_set_size, sum_fields
+from .fleet import Fleet, WorkerLink, fork_workers, merge_counts, proportional_set_size, read_or_eof, sum_fields
 from .limits import raise_nofile_to_hard
 
 STREAM_HEADERS = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
@@ -73,10 +73,7 @@ class Hub:
         self.peak = max(self.peak, self.open)
 
     def readable(self, fd: int) -> None:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            data = b""
+        data = read_or_eof(fd, 4096)
         if not data:
             self.ep.unregister(fd)
             os.close(fd)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..agent.fleet import merge_counts
 from ..holdplan import HoldPlan, plan_hold, ports_in_range
 from ..providers.agentproc import AgentProcess
 from ..target import Target
@@ -89,7 +90,7 @@ class HoldResult:
         if self.kernel_bytes_per_conn is not None:
             lines.append(f"  memory per connection: kernel {self.kernel_bytes_per_conn:,.0f} B "
                          f"(Slab, both ends), user {self.user_bytes_per_conn or 0:,.0f} B "
-                         f"(Pss growth of {self.layout.split(', ')[-1]}); "
+                         f"(Pss growth of the load's processes); "
                          f"the {self.mem_available / 2**30:.1f} GiB available would hold "
                          f"~{self.projection() or 0:,} at this cost")
         if self.conditions:
@@ -147,11 +148,15 @@ def _budget(host: LabHost) -> dict[str, int]:
     return dict(host.agent_once("limits"))
 
 
+def client_ports(host: LabHost) -> int:
+    """Ports one source IP of ``host`` has toward one destination (its ip_local_port_range)."""
+    rng = host.sysctls(["net.ipv4.ip_local_port_range"])["net.ipv4.ip_local_port_range"]
+    return ports_in_range(rng or "0 -1")
+
+
 def _capacity(lab: Lab, sources: list[tuple[str, str]]) -> int:
-    per_host = {}
-    for client in lab.clients:
-        rng = client.sysctls(["net.ipv4.ip_local_port_range"])["net.ipv4.ip_local_port_range"] or "0 -1"
-        per_host[client.name] = ports_in_range(rng)
+    """Connections the port ranges of ``sources`` allow toward one server ip:port."""
+    per_host = {host: client_ports(lab.hosts[host]) for host in {h for h, _ in sources}}
     return sum(per_host[host] for host, _ in sources)
 
 
@@ -271,11 +276,8 @@ def _ramp(lab: Lab, plan: HoldPlan, clients: list[AgentProcess], counter: Server
         count = counter.poll(0.25)
     ramp_s = max([float(e["ramp_s"]) for e in opened.values()] or [time.monotonic() - start])
     samples.append((round(time.monotonic() - start, 2), count))
-    errors: dict[str, int] = {}
-    for e in opened.values():
-        for name, n in e.get("errors", {}).items():
-            errors[name] = errors.get(name, 0) + int(n)
-    return {"opened": opened, "samples": samples, "client_held": client_held, "established": count,
+    errors = merge_counts(list(opened.values()), "errors")
+    return {"samples": samples, "client_held": client_held, "established": count,
             "ramp_s": ramp_s, "errors": errors,
             "exhausted": sorted({s for e in opened.values() for s in e.get("exhausted", [])}),
             "not_attempted": sum(int(e.get("not_attempted", 0)) for e in opened.values()),
@@ -302,4 +304,4 @@ def next_named(proc: AgentProcess, name: str, timeout: float = 30.0) -> dict[str
     raise TimeoutError(f"no {name!r} event within {timeout:.0f} s")
 
 
-__all__ = ["HoldResult", "run", "start_hold_server"]
+__all__ = ["HoldResult", "client_ports", "run", "start_hold_server"]

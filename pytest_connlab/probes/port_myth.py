@@ -10,21 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..holdplan import ports_in_range, split_evenly
+from ..holdplan import split_evenly
 from ..observation import NO_ERROR, Observation
 from .common import expectation, observation
-from .hold import HoldResult
+from .hold import HoldResult, client_ports
 from .hold import run as hold
 
 if TYPE_CHECKING:
     from ..lab import Lab
 
 ONE_PORT_DEFAULT = 70_000  # more than 65,536, the folklore's ceiling
-
-
-def _range_of(lab: Lab) -> int:
-    rng = lab.clients[0].sysctls(["net.ipv4.ip_local_port_range"])["net.ipv4.ip_local_port_range"]
-    return ports_in_range(rng or "0 -1")
 
 
 def _ended_by(result: HoldResult) -> str:
@@ -39,7 +34,7 @@ def _evidence(result: HoldResult) -> dict[str, object]:
 
 def per_source(lab: Lab, beyond: int = 100, for_s: float = 1.0) -> Observation:
     """Hold from the first client's primary IP until its ports toward one server port run out."""
-    ports = _range_of(lab)
+    ports = client_ports(lab.clients[0])
     exp = expectation(lab, "ports_per_source",
                       (ports, "the client's ip_local_port_range, one connection per port"),
                       lab_endings=("EADDRNOTAVAIL",))
@@ -53,7 +48,7 @@ def per_source(lab: Lab, beyond: int = 100, for_s: float = 1.0) -> Observation:
 def one_port(lab: Lab, connections: int = ONE_PORT_DEFAULT, for_s: float = 2.0) -> Observation:
     """Hold ``connections`` from every client IP to one listening port."""
     sources = [ip for c in lab.clients for ip in c.addresses]
-    ports = _range_of(lab)
+    ports = client_ports(lab.clients[0])
     shares = split_evenly(connections, len(sources))
     cap = lab.profile.value_of("Product.InboundComputerCap")
     admitted = shares[: int(cap)] if cap is not None else shares
