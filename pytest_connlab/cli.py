@@ -58,11 +58,35 @@ def cmd_clean(args: argparse.Namespace) -> int:
     removed = reaper.sweep(dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     for run_id, names in removed.items():
-        print(f"run {run_id}: {verb} {len(names)} namespaces: {' '.join(names)}")
+        print(f"run {run_id}: {verb} {len(names)} namespaces, containers and networks: {' '.join(names)}")
     if not removed:
         print("nothing left by a dead run")
     for kept in sorted(reaper.kept_labs()):
         print(f"kept lab {kept} stays; remove it with: connlab down {kept}")
+    return 0
+
+
+def cmd_image_build(args: argparse.Namespace) -> int:
+    from .image import ImageBuildError, Recipe, build
+    try:
+        build(Recipe(suite=args.suite, mirror=args.mirror), force=args.force)
+    except ImageBuildError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_windows_script(args: argparse.Namespace) -> int:
+    from .windows import script
+    profiles = _profiles(args.labs)
+    if args.name not in profiles:
+        print(f"connlab: unknown lab {args.name!r}; known: {', '.join(sorted(profiles))}", file=sys.stderr)
+        return 2
+    try:
+        sys.stdout.write(script(profiles[args.name]))
+    except ValueError as exc:
+        print(f"connlab: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -86,6 +110,18 @@ def main(argv: list[str] | None = None) -> int:
     clean = sub.add_parser("clean", help="remove what dead runs left (never a live run's labs)")
     clean.add_argument("--dry-run", action="store_true")
     clean.set_defaults(func=cmd_clean)
+    image = sub.add_parser("image", help="the docker provider's lab image")
+    image_sub = image.add_subparsers(dest="image_command", required=True)
+    image_build = image_sub.add_parser("build", help="debootstrap a minimal Debian and docker import it "
+                                       "(cached by content hash)")
+    image_build.add_argument("--suite", default="bookworm")
+    image_build.add_argument("--mirror", default="http://deb.debian.org/debian")
+    image_build.add_argument("--force", action="store_true", help="build even if the tag exists")
+    image_build.set_defaults(func=cmd_image_build)
+    winscript = sub.add_parser("windows-script", help="the cmd.exe commands that set a profile on a real "
+                               "Windows host (reg add, netsh), with what each needs (untested on Windows)")
+    winscript.add_argument("name")
+    winscript.set_defaults(func=cmd_windows_script)
     down = sub.add_parser("down", help="remove a lab kept by --lab-keep")
     down.add_argument("lab")
     down.set_defaults(func=cmd_down)

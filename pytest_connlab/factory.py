@@ -27,7 +27,8 @@ class LabFactory:
         """Realise a topology, apply the profile; on any failure remove what was made."""
         self.provider.check()
         knobs = profile.knobs()
-        topology = plan(request, self.allocator, knobs.birth)
+        applies_birth = getattr(self.provider, "applies_birth", True)
+        topology = plan(request, self.allocator, knobs.birth if applies_birth else None)
         name = f"{NAME_PREFIX}-{self.run_id}-{self.worker}-{next(self._seq)}"
         try:
             hosts = self.provider.realise(topology, name)
@@ -43,6 +44,19 @@ class LabFactory:
             self.destroy(lab)
             raise
         return lab
+
+    def cannot_measure(self, profile: Profile, limit: str | None) -> str | None:
+        """Why this provider cannot reproduce ``limit`` of ``profile`` (None when it can): its
+        emulation needs a namespace born with sysctls, which only the netns provider makes."""
+        if getattr(self.provider, "applies_birth", True) or limit is None:
+            return None
+        setting = profile.birth_limits().get(limit)
+        if setting is None:
+            return None
+        return (f"connlab: the {self.provider.name} provider cannot apply {setting} of profile "
+                f"{profile.name}: its Linux knob (tcp_child_ehash_entries) acts only when a network "
+                "namespace is created from a parent that has it set, and this provider's hosts are "
+                "not created that way")
 
     def _release(self, subnets: object) -> None:
         for subnet in list(subnets):  # type: ignore[call-overload]

@@ -8,7 +8,7 @@ import pytest
 from .factory import LabFactory
 from .lab import Lab
 from .labhost import LabSetupError
-from .markers import profile_for, topology_of
+from .markers import limit_of, profile_for, topology_of
 from .profiles import Profile
 from .providers import ProviderUnavailable
 from .state import CALL_REPORT_KEY, OBSERVATIONS_KEY, STATE_KEY
@@ -56,6 +56,9 @@ def _failed(item: pytest.Item) -> bool:
 def lab(request: pytest.FixtureRequest, lab_factory: LabFactory, lab_profile: Profile) -> Iterator[Lab]:
     """A fresh lab for this test: hosts per its topology marker, settings per its profile."""
     state = request.config.stash[STATE_KEY]
+    why_not = lab_factory.cannot_measure(lab_profile, limit_of(request.node))
+    if why_not:
+        pytest.skip(why_not)
     try:
         built = lab_factory.build(lab_profile, topology_of(request.node))
     except ProviderUnavailable as exc:

@@ -13,10 +13,12 @@ import pytest
 from . import reaper
 from .addressing import worker_slice
 from .fixtures import lab, lab_factory, lab_profile  # noqa: F401  (fixtures are registered here)
+from .image import DEFAULT_IMAGE
+from .inventory import InventoryError, load_inventory
 from .markers import MARKERS, limit_of, profile_for, topology_of
 from .observation import Observation
 from .profiles import ProfileError, discover
-from .providers import PROVIDERS, ProviderUnavailable, get_provider
+from .providers import PROVIDERS, ProviderOptions, ProviderUnavailable, get_provider
 from .report import jsonfile, table
 from .state import CALL_REPORT_KEY, OBSERVATIONS_KEY, STATE_KEY, USER_PROPERTY, ConnlabState
 
@@ -29,6 +31,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"lab profile(s) to run lab tests on (default: {DEFAULT_LAB}); 'all' for every profile")
     group.addoption("--lab-provider", dest="connlab_provider", metavar="NAME", default=None,
                     help=f"how lab hosts are made: {', '.join(PROVIDERS)} (default: ini connlab_provider or netns)")
+    group.addoption("--lab-image", dest="connlab_image", metavar="IMAGE", default=None,
+                    help="docker provider: the image of lab hosts (default: ini connlab_docker_image "
+                         "or connlab-lab:latest, built by `connlab image build`); any image with python3")
+    group.addoption("--lab-inventory", dest="connlab_inventory", metavar="PATH", default=None,
+                    help="ssh provider: the YAML inventory of hosts (default: ini connlab_inventory)")
     group.addoption("--lab-keep", dest="connlab_keep", action="store_true",
                     help="keep the lab of a failed test for inspection; print how to enter and remove it")
     group.addoption("--lab-json", dest="connlab_json", metavar="PATH", default=None,
@@ -36,6 +43,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("connlab_labs", type="paths", default=[],
                   help="folders with your own lab profiles (*.yaml); they shadow shipped ones of the same name")
     parser.addini("connlab_provider", default="netns", help="default --lab-provider")
+    parser.addini("connlab_docker_image", default=DEFAULT_IMAGE, help="default --lab-image")
+    parser.addini("connlab_inventory", default="", help="default --lab-inventory")
 
 
 def _selected(option: str | None, names: list[str]) -> list[str]:
@@ -59,6 +68,7 @@ def _make_state(config: pytest.Config) -> ConnlabState:
     provider = config.getoption("connlab_provider") or config.getini("connlab_provider")
     if provider not in PROVIDERS:
         raise pytest.UsageError(f"--lab-provider: unknown provider {provider!r}; known: {', '.join(PROVIDERS)}")
+    options = _provider_options(config, provider)
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput and "connlab_run_id" in workerinput:
         run_id, worker = workerinput["connlab_run_id"], workerinput["workerid"]
@@ -67,8 +77,24 @@ def _make_state(config: pytest.Config) -> ConnlabState:
         run_id, worker, slice_ = reaper.new_run_id(), "main", worker_slice(0, 1)
     return ConnlabState(run_id=run_id, worker=worker, slice=slice_, profiles=profiles,
                         selected=_selected(config.getoption("connlab_lab"), sorted(profiles)),
-                        provider_name=provider, keep=config.getoption("connlab_keep"),
+                        provider_name=provider, provider_options=options, keep=config.getoption("connlab_keep"),
                         json_path=config.getoption("connlab_json"))
+
+
+def _provider_options(config: pytest.Config, provider: str) -> ProviderOptions:
+    """The docker image and the ssh inventory; a bad inventory is a UsageError."""
+    inventory_opt = config.getoption("connlab_inventory") or config.getini("connlab_inventory")
+    inventory = Path(inventory_opt) if inventory_opt else None
+    if provider == "ssh":
+        if inventory is None:
+            raise pytest.UsageError("--lab-provider ssh needs --lab-inventory PATH (or ini connlab_inventory)")
+        try:
+            load_inventory(inventory)
+        except InventoryError as exc:
+            raise pytest.UsageError(f"connlab: {exc}") from None
+    return ProviderOptions(
+        docker_image=config.getoption("connlab_image") or config.getini("connlab_docker_image"),
+        inventory=inventory)
 
 
 class ResultCollector:
@@ -119,7 +145,7 @@ def pytest_configure(config: pytest.Config) -> None:
     state = _make_state(config)
     config.stash[STATE_KEY] = state
     try:
-        get_provider(state.provider_name).check()
+        get_provider(state.provider_name, state.provider_options).check()
     except ProviderUnavailable as exc:
         state.unavailable = str(exc)
     else:  # only a process that can make labs holds a run lock and sweeps dead runs

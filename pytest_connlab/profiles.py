@@ -83,6 +83,16 @@ class Profile:
             knobs.add_sysctl("all", pin.key, str(pin.value))
         return knobs
 
+    def birth_limits(self) -> dict[str, str]:
+        """Limits whose emulation needs a namespace created with birth sysctls, with the setting."""
+        emulated = {s.key: int(s.value) for s in self.settings if rule_for(s.key)}
+        needs: dict[str, str] = {}
+        for s in self.settings:
+            rule = rule_for(s.key)
+            if rule is not None and rule.knobs(int(s.value), emulated).birth:
+                needs.update({limit: s.key for limit in rule.limits})
+        return needs
+
     def value_of(self, key: str) -> int | str | None:
         """The value this profile gives a setting, or None when it does not set it."""
         return next((s.value for s in (*self.settings, *self.linux) if s.key == key), None)

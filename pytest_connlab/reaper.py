@@ -99,10 +99,42 @@ def sweep(dry_run: bool = False) -> dict[str, list[str]]:
         if not dry_run:
             for name in names:
                 remove_namespace(name)
+    for run_id, names in sweep_docker(kept, dry_run).items():
+        removed.setdefault(run_id, []).extend(names)
     if not dry_run and LOCK_DIR.is_dir():
         for lock in LOCK_DIR.glob("*.lock"):
             if not run_is_alive(lock.stem):
                 lock.unlink(missing_ok=True)
+    return removed
+
+
+def _docker_client() -> object | None:
+    """A client of a Docker engine that answers, or None (no SDK, no daemon)."""
+    try:
+        import docker
+        client = docker.from_env(timeout=5)
+        client.ping()
+        return client
+    except Exception:
+        return None
+
+
+def sweep_docker(kept: set[str], dry_run: bool = False) -> dict[str, list[str]]:
+    """Remove the containers and networks of dead runs (labels connlab.run / connlab.lab)."""
+    client = _docker_client()
+    if client is None:
+        return {}
+    from .providers.docker import lab_names, remove_lab
+    removed: dict[str, list[str]] = {}
+    for run_id, labs in lab_names(client).items():
+        if run_is_alive(run_id):
+            continue
+        for lab_name, names in labs.items():
+            if lab_name in kept:
+                continue
+            removed.setdefault(run_id, []).extend(names)
+            if not dry_run:
+                remove_lab(client, lab_name)
     return removed
 
 
@@ -118,5 +150,9 @@ def remove_lab(lab_name: str) -> list[str]:
     names = [p.name for p in NETNS_DIR.glob(f"{lab_name}-*")] if NETNS_DIR.is_dir() else []
     for name in names:
         remove_namespace(name)
+    client = _docker_client()
+    if client is not None:
+        from .providers.docker import remove_lab as remove_docker_lab
+        names += remove_docker_lab(client, lab_name)
     (KEEP_DIR / lab_name).unlink(missing_ok=True)
     return names

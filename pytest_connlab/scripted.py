@@ -17,7 +17,7 @@ from .addressing import worker_slice
 from .factory import LabFactory
 from .lab import Lab
 from .profiles import discover
-from .providers import get_provider
+from .providers import ProviderOptions, get_provider
 from .reaper import RunLock, new_run_id, sweep
 from .topology import TopologyRequest
 
@@ -30,14 +30,15 @@ def print_progress(text: str) -> None:
 
 @contextmanager
 def standalone_lab(profile: str, clients: int = 1, ips_per_client: int = 1, router: bool = False,
-                   labs_dir: Path = LABS_DIR, provider: str = "netns") -> Iterator[Lab]:
+                   labs_dir: Path = LABS_DIR, provider: str = "netns",
+                   options: ProviderOptions | None = None) -> Iterator[Lab]:
     """Build one lab of ``profile`` from ``labs_dir``; tear it down when the block ends."""
     profiles = discover([labs_dir])
     if profile not in profiles:
         raise SystemExit(f"connlab: unknown lab {profile!r} in {labs_dir}; known: {', '.join(sorted(profiles))}")
     sweep()
     lock = RunLock(new_run_id()).acquire()
-    factory = LabFactory(get_provider(provider), lock.run_id, "main", worker_slice(0, 1))
+    factory = LabFactory(get_provider(provider, options or ProviderOptions()), lock.run_id, "main", worker_slice(0, 1))
     try:
         lab = factory.build(profiles[profile], TopologyRequest(clients, ips_per_client, router))
         lab.progress = print_progress

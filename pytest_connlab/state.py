@@ -9,6 +9,7 @@ import pytest
 
 from .factory import LabFactory
 from .profiles import Profile
+from .providers import ProviderOptions
 from .reaper import RunLock
 
 
@@ -22,6 +23,7 @@ class ConnlabState:
     profiles: dict[str, Profile]
     selected: list[str]
     provider_name: str
+    provider_options: ProviderOptions
     keep: bool
     json_path: str | None
     lock: RunLock | None = None
@@ -35,7 +37,7 @@ class ConnlabState:
         """The session's factory, made on first use (a run with no lab test makes none)."""
         if self.factory is None:
             from .providers import get_provider
-            self.factory = LabFactory(get_provider(self.provider_name), self.run_id,
+            self.factory = LabFactory(get_provider(self.provider_name, self.provider_options), self.run_id,
                                       self.worker, self.slice)
         return self.factory
 

@@ -29,8 +29,9 @@ class TopologyRequest:
 
     @property
     def address_count(self) -> int:
-        """Addresses on the clients' segment: the clients', and the server's or the router's."""
-        return 1 + self.clients * self.ips_per_client
+        """Addresses on the clients' segment: the clients', the server's or the router's, and
+        a spare one a provider may need for itself (docker's network gateway)."""
+        return 2 + self.clients * self.ips_per_client
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,11 @@ class Topology:
     def server(self) -> HostSpec:
         return next(h for h in self.hosts if h.role == "server")
 
+    def spare_address(self, segment: str) -> str:
+        """The segment's last host address, which no lab host is given (a provider's gateway)."""
+        subnet = self.segments[segment]
+        return str(subnet.broadcast_address - 1)
+
     @property
     def clients(self) -> tuple[HostSpec, ...]:
         return tuple(h for h in self.hosts if h.role == "client")
@@ -96,7 +102,7 @@ def plan(request: TopologyRequest, allocator: SubnetAllocator,
     pool = lan.hosts()
     segments = {"lan": lan}
     if request.router:
-        wan = allocator.allocate(2)
+        wan = allocator.allocate(3)  # server, router, spare
         wan_pool = wan.hosts()
         segments["wan"] = wan
         router_lan = str(next(pool))

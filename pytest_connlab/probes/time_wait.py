@@ -68,17 +68,21 @@ def buckets(lab: Lab, extra: int = 1000) -> Observation:
     exp = expectation(lab, "time_wait_buckets", (min(limit, count, pool), f"tcp_max_tw_buckets {limit}"),
                       lab_endings=())
     server = start_agent_server(lab, "close")
-    before = client.observe(server.port)["counters"]
+    before = client.observe(server.port)
     start = time.monotonic()
     result = client.agent_once("churn", "--target", server.endpoint, "--source", client.address,
                                "--count", str(count), "--deadline", "50", "--workers", "2", timeout=80)
     duration = time.monotonic() - start
     seen = client.observe(server.port)
     server.stop()
-    tw = int(seen["sockets"]["remote_port"].get("TIME_WAIT", 0))
+    # The buckets are the namespace's: count every TIME_WAIT entry it holds, since a host that
+    # outlives the lab (ssh) may still hold entries of earlier tests toward other ports.
+    tw = int(seen["sockets"]["all"].get("TIME_WAIT", 0))
     error = result["error"]
-    counters = counter_delta(before, seen["counters"], ("TcpExtTCPTimeWaitOverflow", "TcpActiveOpens"))
+    counters = counter_delta(before["counters"], seen["counters"], ("TcpExtTCPTimeWaitOverflow", "TcpActiveOpens"))
     evidence = {"tcp_max_tw_buckets": limit, "connects": result["succeeded"], "port_pool": pool,
+                "time_wait_before": int(before["sockets"]["all"].get("TIME_WAIT", 0)),
+                "time_wait_toward_server": int(seen["sockets"]["remote_port"].get("TIME_WAIT", 0)),
                 "how": (f"{counters.get('TcpExtTCPTimeWaitOverflow', 0)} connections closed without a "
                         f"TIME_WAIT entry (TcpExtTCPTimeWaitOverflow)")}
     return observation(lab, "time_wait_buckets", exp, observed=tw,

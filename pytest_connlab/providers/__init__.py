@@ -1,17 +1,36 @@
-"""Providers realise a topology as hosts: netns (default), later docker, ssh, vagrant."""
+"""Providers realise a topology as hosts: netns (default), docker, ssh."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..image import DEFAULT_IMAGE
 from .base import Provider, ProviderUnavailable
 
-PROVIDERS = ("netns",)
+PROVIDERS = ("netns", "docker", "ssh")
 
 
-def get_provider(name: str) -> Provider:
+@dataclass(frozen=True)
+class ProviderOptions:
+    """What the providers other than netns need from the command line or ini file."""
+
+    docker_image: str = DEFAULT_IMAGE
+    inventory: Path | None = None  # the ssh provider's hosts (YAML)
+
+
+def get_provider(name: str, options: ProviderOptions | None = None) -> Provider:
     """The provider called ``name``; imports its dependencies on first use."""
+    options = options or ProviderOptions()
     if name == "netns":
         from .netns import NetnsProvider
         return NetnsProvider()
+    if name == "docker":
+        from .docker import DockerProvider
+        return DockerProvider(options.docker_image)
+    if name == "ssh":
+        from .ssh import SshProvider
+        return SshProvider(options.inventory)
     raise ValueError(f"unknown provider {name!r}; known: {', '.join(PROVIDERS)}")
 
 
-__all__ = ["PROVIDERS", "Provider", "ProviderUnavailable", "get_provider"]
+__all__ = ["PROVIDERS", "Provider", "ProviderOptions", "ProviderUnavailable", "get_provider"]

@@ -34,6 +34,7 @@ class Provider(Protocol):
 
     name: str
     disposable_hosts: bool  # True when hosts (and their settings) vanish at destroy()
+    applies_birth: bool  # True when it can create a host's namespace with birth sysctls set
 
     def check(self) -> None:
         """Raise ProviderUnavailable with a one-line reason when this provider cannot run."""

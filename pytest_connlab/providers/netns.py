@@ -61,6 +61,7 @@ class NetnsProvider:
     """Hosts as network namespaces joined by veths to a bridge per segment."""
 
     name = "netns"
+    applies_birth = True  # namespaces are created from a parent with the birth sysctls set
     disposable_hosts = True  # a namespace takes its sysctls, links and nft tables with it
 
     def check(self) -> None:

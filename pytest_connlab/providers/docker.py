@@ -1,0 +1,213 @@
+"""The docker provider: each host a container, each segment a user-defined network.
+
+Containers and networks are made with the docker SDK and carry the labels
+``connlab.run`` and ``connlab.lab``; teardown (and the sweep of dead runs)
+removes them by label. Networks are internal bridges whose subnet is the lab's
+(198.18.0.0/15) with the segment's spare address as gateway. A container gets
+NET_ADMIN (addresses, routes, nft) and writable ``/proc/sys`` (``systempaths=
+unconfined``) so the agent sets the lab's net.* sysctls in the container's own
+namespace, as on netns. The agent is copied in with put_archive and run with
+``docker exec -i``, so it ends when its input closes, like on every provider.
+"""
+from __future__ import annotations
+
+import ipaddress
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..agent.workers import BOOT
+from ..image import DEFAULT_IMAGE
+from ..topology import HostSpec, Topology
+from .agentfiles import agent_tar
+from .base import Host, ProviderUnavailable
+
+AGENT_DIR = "/opt/connlab"
+LABEL_RUN = "connlab.run"
+LABEL_LAB = "connlab.lab"
+
+
+@dataclass
+class DockerHost:
+    """A host that is a running container."""
+
+    spec: HostSpec
+    name: str
+    docker_cli: str
+    label: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.label = f"{self.spec.name}({self.name})"
+
+    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in the container (``docker exec -i``)."""
+        return subprocess.Popen([self.docker_cli, "exec", "-i", self.name, *argv], **kwargs)
+
+    def agent_argv(self, args: Sequence[str]) -> list[str]:
+        return ["python3", "-I", "-c", BOOT, AGENT_DIR, *args]
+
+
+def _client() -> Any:
+    import docker
+    return docker.from_env(timeout=120)
+
+
+def run_of(lab_prefix: str) -> str:
+    """The run id inside a lab name ``connlab-<run>-<worker>-<n>``."""
+    return lab_prefix.split("-")[1]
+
+
+class DockerProvider:
+    """Hosts as containers on internal bridge networks, one per segment."""
+
+    name = "docker"
+    applies_birth = False  # hosts are not namespaces connlab creates from a parent
+    disposable_hosts = True  # a container's namespace takes its sysctls and nft tables with it
+
+    def __init__(self, image: str = DEFAULT_IMAGE) -> None:
+        self.image = image
+
+    def check(self) -> None:
+        try:
+            import docker
+        except ImportError:
+            raise ProviderUnavailable("connlab: the docker provider needs the docker SDK "
+                                      "(pip install docker)") from None
+        cli = shutil.which("docker")
+        if cli is None:
+            raise ProviderUnavailable("connlab: the docker provider needs the docker command "
+                                      "(apt-get install docker.io) to exec in containers")
+        try:
+            client = _client()
+            client.ping()
+        except Exception as exc:
+            raise ProviderUnavailable(f"connlab: no Docker engine answers ({type(exc).__name__}); "
+                                      "start dockerd or set DOCKER_HOST") from None
+        try:
+            client.images.get(self.image)
+        except docker.errors.ImageNotFound:
+            raise ProviderUnavailable(f"connlab: docker image {self.image} not found; build it with "
+                                      "`connlab image build` or name one with python3 in it "
+                                      "(--lab-image / ini connlab_docker_image)") from None
+
+    def realise(self, topology: Topology, prefix: str) -> list[Host]:
+        cli = shutil.which("docker") or "docker"
+        client = _client()
+        labels = {LABEL_RUN: run_of(prefix), LABEL_LAB: prefix}
+        try:
+            networks = {seg: self._network(client, f"{prefix}-{seg}", subnet, topology.spare_address(seg),
+                                           labels)
+                        for seg, subnet in topology.segments.items()}
+            hosts = [self._container(client, spec, f"{prefix}-{spec.name}", networks, labels, cli)
+                     for spec in topology.hosts]
+            for host in hosts:
+                self._configure(host, topology)
+        except BaseException:
+            remove_lab(client, prefix)
+            raise
+        return list(hosts)
+
+    @staticmethod
+    def _network(client: Any, name: str, subnet: ipaddress.IPv4Network, gateway: str,
+                 labels: dict[str, str]) -> str:
+        from docker.types import IPAMConfig, IPAMPool
+        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet), gateway=gateway)])
+        client.networks.create(name, driver="bridge", internal=True, ipam=ipam, labels=labels,
+                               check_duplicate=True)
+        return name
+
+    def _container(self, client: Any, spec: HostSpec, name: str, networks: dict[str, str],
+                   labels: dict[str, str], cli: str) -> DockerHost:
+        api = client.api
+        first, *others = spec.nics
+        host_config = api.create_host_config(cap_add=["NET_ADMIN"], network_mode=networks[first.segment],
+                                             init=True)
+        # What `docker run --security-opt systempaths=unconfined` sends: /proc/sys writable (the
+        # kernel still lets the container set only its own namespace's net.* keys).
+        host_config["MaskedPaths"], host_config["ReadonlyPaths"] = [], []
+        networking = api.create_networking_config(
+            {networks[first.segment]: api.create_endpoint_config(ipv4_address=first.addresses[0])})
+        created = api.create_container(self.image, command=["sleep", "infinity"], name=name,
+                                       hostname=spec.name, labels=labels, host_config=host_config,
+                                       networking_config=networking)
+        for nic in others:
+            api.connect_container_to_network(created["Id"], networks[nic.segment],
+                                             ipv4_address=nic.addresses[0])
+        api.put_archive(created["Id"], "/opt", agent_tar("connlab"))
+        api.start(created["Id"])
+        return DockerHost(spec, name, cli)
+
+    @staticmethod
+    def _configure(host: DockerHost, topology: Topology) -> None:
+        """Name each NIC as the topology does, add its further addresses, add the routes."""
+        from .base import run
+        listing = run(host, ["ip", "-o", "-4", "addr", "show"], timeout=30)
+        by_address = {}
+        for line in listing.stdout.decode().splitlines():
+            parts = line.split()
+            by_address[parts[3].split("/")[0]] = parts[1].split("@")[0]
+        script: list[str] = []
+        for i, nic in enumerate(host.spec.nics):
+            current = by_address.get(nic.addresses[0])
+            if current is None:
+                raise RuntimeError(f"{host.label}: no interface has {nic.addresses[0]}:\n{listing.stdout!r}")
+            script += [f"link set dev {current} down", f"link set dev {current} name cl{i}"]
+        for i, nic in enumerate(host.spec.nics):
+            prefixlen = topology.segments[nic.segment].prefixlen
+            script += [f"link set dev cl{i} name {nic.name}", f"link set dev {nic.name} up"]
+            script += [f"addr add {a}/{prefixlen} dev {nic.name}" for a in nic.addresses[1:]]
+        script += [f"route add {dst} via {gateway}" for dst, gateway in host.spec.routes]
+        done = run(host, ["ip", "-batch", "-"], input=("\n".join(script) + "\n").encode(), timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"{host.label}: ip -batch: {done.stderr.decode(errors='replace')}")
+
+    def destroy(self, hosts: list[Host]) -> None:
+        """Remove the containers and networks of the hosts' labs."""
+        client = _client()
+        for prefix in sorted({h.name.rsplit("-", 1)[0] for h in hosts if isinstance(h, DockerHost)}):
+            remove_lab(client, prefix)
+
+    def describe_access(self, host: Host) -> str:
+        return f"docker exec -it {getattr(host, 'name', host.label)} bash"
+
+
+def remove_lab(client: Any, prefix: str) -> list[str]:
+    """Remove every container, then every network, labelled with lab ``prefix``."""
+    return _remove(client, f"{LABEL_LAB}={prefix}")
+
+
+def remove_run(client: Any, run_id: str) -> list[str]:
+    """Remove every container and network of run ``run_id``."""
+    return _remove(client, f"{LABEL_RUN}={run_id}")
+
+
+def _remove(client: Any, label: str) -> list[str]:
+    import docker
+    removed = []
+    for container in client.containers.list(all=True, filters={"label": label}):
+        try:
+            container.remove(force=True)
+            removed.append(container.name)
+        except docker.errors.NotFound:
+            pass
+    for network in client.networks.list(filters={"label": label}):
+        try:
+            network.remove()
+            removed.append(network.name)
+        except docker.errors.NotFound:
+            pass
+    return removed
+
+
+def lab_names(client: Any) -> dict[str, dict[str, list[str]]]:
+    """Container and network names by run id, then by lab, of every connlab lab the engine has."""
+    by_run: dict[str, dict[str, list[str]]] = {}
+    for container in client.containers.list(all=True, filters={"label": LABEL_RUN}):
+        labels = container.labels
+        by_run.setdefault(labels[LABEL_RUN], {}).setdefault(labels[LABEL_LAB], []).append(container.name)
+    for network in client.networks.list(filters={"label": LABEL_RUN}):
+        labels = network.attrs["Labels"]
+        by_run.setdefault(labels[LABEL_RUN], {}).setdefault(labels[LABEL_LAB], []).append(network.name)
+    return by_run
