@@ -2,16 +2,38 @@
 # Set up a fresh Debian/Ubuntu machine for pytest-connlab (run as root):
 # nftables (the emulation's rules), iproute2 (tests read addresses), util-linux (setpriv),
 # then the package with its test extras.
+#
+#   ./setup.sh              what netns labs need (the default provider)
+#   ./setup.sh --providers  also what the docker and ssh providers' tests need: docker.io (a
+#                           dockerd is started on 198.19.255.1/24 when none answers, see
+#                           scripts/dockerd-up.sh), debootstrap (then `connlab image build`
+#                           makes the lab image, cached by content hash) and openssh-server
 set -euo pipefail
 cd "$(dirname "$0")"
+providers=0
+for arg in "$@"; do
+  case "$arg" in
+    --providers) providers=1 ;;
+    *) echo "setup.sh: unknown option $arg (known: --providers)" >&2; exit 2 ;;
+  esac
+done
 if command -v apt-get >/dev/null; then
   missing=""
   command -v nft >/dev/null || missing="$missing nftables"
   command -v ip >/dev/null || missing="$missing iproute2"
   command -v setpriv >/dev/null || missing="$missing util-linux"
+  if [ "$providers" = 1 ]; then
+    command -v dockerd >/dev/null || missing="$missing docker.io"
+    command -v debootstrap >/dev/null || missing="$missing debootstrap"
+    [ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
+  fi
   if [ -n "$missing" ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
   fi
 fi
 python3 -m pip install -q -e '.[test]'
+if [ "$providers" = 1 ]; then
+  ./scripts/dockerd-up.sh
+  connlab image build
+fi
