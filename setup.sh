@@ -4,10 +4,11 @@
 # then the package with its test extras.
 #
 #   ./setup.sh              what netns labs need (the default provider)
-#   ./setup.sh --providers  also what the docker and ssh providers' tests need: docker.io (a
-#                           dockerd is started on 198.19.255.1/24 when none answers, see
-#                           scripts/dockerd-up.sh), debootstrap (then `connlab image build`
-#                           makes the lab image, cached by content hash) and openssh-server
+#   ./setup.sh --providers  also what the docker, ssh and vagrant providers' tests need:
+#                           docker.io (a dockerd is started on 198.19.255.1/24 when none
+#                           answers, see scripts/dockerd-up.sh), debootstrap (then `connlab
+#                           image build` makes the lab image, cached by content hash),
+#                           openssh-server and vagrant
 set -euo pipefail
 cd "$(dirname "$0")"
 providers=0
@@ -26,6 +27,7 @@ if command -v apt-get >/dev/null; then
     command -v dockerd >/dev/null || missing="$missing docker.io"
     command -v debootstrap >/dev/null || missing="$missing debootstrap"
     [ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
+    command -v vagrant >/dev/null || missing="$missing vagrant"
   fi
   if [ -n "$missing" ]; then
     apt-get update -qq

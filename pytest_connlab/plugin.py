@@ -36,6 +36,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "or connlab-lab:latest, built by `connlab image build`); any image with python3")
     group.addoption("--lab-inventory", dest="connlab_inventory", metavar="PATH", default=None,
                     help="ssh provider: the YAML inventory of hosts (default: ini connlab_inventory)")
+    group.addoption("--lab-vagrant-dir", dest="connlab_vagrant_dir", metavar="DIR", default=None,
+                    help="vagrant provider: the folder with the Vagrantfile (default: ini "
+                         "connlab_vagrant_dir or the rootdir)")
     group.addoption("--lab-keep", dest="connlab_keep", action="store_true",
                     help="keep the lab of a failed test for inspection; print how to enter and remove it")
     group.addoption("--lab-json", dest="connlab_json", metavar="PATH", default=None,
@@ -45,6 +48,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("connlab_provider", default="netns", help="default --lab-provider")
     parser.addini("connlab_docker_image", default=DEFAULT_IMAGE, help="default --lab-image")
     parser.addini("connlab_inventory", default="", help="default --lab-inventory")
+    parser.addini("connlab_vagrant_dir", default="", help="default --lab-vagrant-dir")
+    parser.addini("connlab_vagrant_provider", default="docker",
+                  help="the provider vagrant makes lab machines with: docker (default), libvirt, virtualbox")
 
 
 def _selected(option: str | None, names: list[str]) -> list[str]:
@@ -82,7 +88,7 @@ def _make_state(config: pytest.Config) -> ConnlabState:
 
 
 def _provider_options(config: pytest.Config, provider: str) -> ProviderOptions:
-    """The docker image and the ssh inventory; a bad inventory is a UsageError."""
+    """The docker image, ssh inventory and Vagrantfile folder; a bad inventory is a UsageError."""
     inventory_opt = config.getoption("connlab_inventory") or config.getini("connlab_inventory")
     inventory = Path(inventory_opt) if inventory_opt else None
     if provider == "ssh":
@@ -92,9 +98,11 @@ def _provider_options(config: pytest.Config, provider: str) -> ProviderOptions:
             load_inventory(inventory)
         except InventoryError as exc:
             raise pytest.UsageError(f"connlab: {exc}") from None
+    vagrant_dir = config.getoption("connlab_vagrant_dir") or config.getini("connlab_vagrant_dir")
     return ProviderOptions(
         docker_image=config.getoption("connlab_image") or config.getini("connlab_docker_image"),
-        inventory=inventory)
+        inventory=inventory, vagrant_dir=Path(vagrant_dir) if vagrant_dir else Path(config.rootpath),
+        vagrant_provider=config.getini("connlab_vagrant_provider"))
 
 
 class ResultCollector:

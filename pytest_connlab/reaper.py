@@ -11,6 +11,7 @@ import fcntl
 import os
 import re
 import secrets
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +102,12 @@ def sweep(dry_run: bool = False) -> dict[str, list[str]]:
                 remove_namespace(name)
     for run_id, names in sweep_docker(kept, dry_run).items():
         removed.setdefault(run_id, []).extend(names)
+    from .providers.vagrant import dead_labs
+    for work in dead_labs(run_is_alive):
+        if work.name not in kept:
+            removed.setdefault(work.name.split("-")[1], []).append(f"vagrant work folder {work}")
+            if not dry_run:
+                shutil.rmtree(work, ignore_errors=True)
     if not dry_run and LOCK_DIR.is_dir():
         for lock in LOCK_DIR.glob("*.lock"):
             if not run_is_alive(lock.stem):

@@ -1,4 +1,4 @@
-"""Providers realise a topology as hosts: netns (default), docker, ssh."""
+"""Providers realise a topology as hosts: netns (default), docker, ssh, vagrant."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +7,7 @@ from pathlib import Path
 from ..image import DEFAULT_IMAGE
 from .base import Provider, ProviderUnavailable
 
-PROVIDERS = ("netns", "docker", "ssh")
+PROVIDERS = ("netns", "docker", "ssh", "vagrant")
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,8 @@ class ProviderOptions:
 
     docker_image: str = DEFAULT_IMAGE
     inventory: Path | None = None  # the ssh provider's hosts (YAML)
+    vagrant_dir: Path | None = None  # the folder holding the Vagrantfile
+    vagrant_provider: str = "docker"  # the provider vagrant makes the machines with
 
 
 def get_provider(name: str, options: ProviderOptions | None = None) -> Provider:
@@ -30,6 +32,9 @@ def get_provider(name: str, options: ProviderOptions | None = None) -> Provider:
     if name == "ssh":
         from .ssh import SshProvider
         return SshProvider(options.inventory)
+    if name == "vagrant":
+        from .vagrant import VagrantProvider
+        return VagrantProvider(options.vagrant_dir, options.vagrant_provider, options.docker_image)
     raise ValueError(f"unknown provider {name!r}; known: {', '.join(PROVIDERS)}")
 
 

@@ -198,16 +198,24 @@ def _remove(client: Any, label: str) -> list[str]:
             removed.append(network.name)
         except docker.errors.NotFound:
             pass
+    for image in client.images.list(filters={"label": label}):  # what vagrant built for a lab
+        try:
+            client.images.remove(image.id, force=True)
+            removed.append(f"image {image.short_id}")
+        except docker.errors.NotFound:
+            pass
     return removed
 
 
 def lab_names(client: Any) -> dict[str, dict[str, list[str]]]:
-    """Container and network names by run id, then by lab, of every connlab lab the engine has."""
+    """Container and network names by run id, then by lab, of every connlab lab the engine has
+    (vagrant's networks carry only the lab label; the run id is part of the lab name)."""
     by_run: dict[str, dict[str, list[str]]] = {}
-    for container in client.containers.list(all=True, filters={"label": LABEL_RUN}):
-        labels = container.labels
-        by_run.setdefault(labels[LABEL_RUN], {}).setdefault(labels[LABEL_LAB], []).append(container.name)
-    for network in client.networks.list(filters={"label": LABEL_RUN}):
-        labels = network.attrs["Labels"]
-        by_run.setdefault(labels[LABEL_RUN], {}).setdefault(labels[LABEL_LAB], []).append(network.name)
+    found = [(c.labels, c.name) for c in client.containers.list(all=True, filters={"label": LABEL_LAB})]
+    found += [(n.attrs["Labels"] or {}, n.name) for n in client.networks.list(filters={"label": LABEL_LAB})]
+    found += [(i.labels, f"image {i.short_id}") for i in client.images.list(filters={"label": LABEL_LAB})]
+    for labels, name in found:
+        lab = labels[LABEL_LAB]
+        run_id = labels.get(LABEL_RUN) or run_of(lab)
+        by_run.setdefault(run_id, {}).setdefault(lab, []).append(name)
     return by_run

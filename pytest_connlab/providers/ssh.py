@@ -133,11 +133,15 @@ class SshProvider:
         except InventoryError as exc:
             raise ProviderUnavailable(f"connlab: {exc}") from None
 
-    def check(self) -> None:
+    @staticmethod
+    def check_library() -> None:
         try:
             import paramiko  # noqa: F401
         except ImportError:
             raise ProviderUnavailable("connlab: the ssh provider needs paramiko (pip install paramiko)") from None
+
+    def check(self) -> None:
+        self.check_library()
         inventory = self._inventory()
         windows = [h.name for h in inventory if h.os == "windows"]
         if windows:
@@ -164,14 +168,15 @@ class SshProvider:
                 client = connect(entry)
                 host = SshHost(spec, entry, client, f"{REMOTE_ROOT}/{prefix}")
                 hosts.append(host)
-                self._upload(host)
+                self.upload_agent(host)
         except BaseException:
             self.destroy(list(hosts))
             raise
         return list(hosts)
 
     @staticmethod
-    def _upload(host: SshHost) -> None:
+    def upload_agent(host: SshHost) -> None:
+        """Copy the agent into the host's agent folder over SFTP."""
         sftp = host.client.open_sftp()
         try:
             made: set[str] = set()
