@@ -8,6 +8,7 @@ from pathlib import Path
 from . import reaper
 from .catalog import LIMITS
 from .emulation import rule_for
+from .inventory import InventoryError, InventoryHost, load_inventory
 from .profiles import Profile, ProfileError, builtin_dir, discover
 
 
@@ -90,6 +91,79 @@ def cmd_windows_script(args: argparse.Namespace) -> int:
     return 0
 
 
+def _windows_hosts(inventory: str) -> list[InventoryHost]:
+    hosts = [h for h in load_inventory(Path(inventory)) if h.os == "windows"]
+    if not hosts:
+        raise ProfileError(f"inventory {inventory}: no host has os: windows")
+    return hosts
+
+
+def _state_file(inventory: str, host: str) -> Path:
+    return Path(inventory).resolve().parent / f"connlab-windows-{host}.json"
+
+
+def cmd_windows_apply(args: argparse.Namespace) -> int:
+    """Set a profile on every Windows host of an inventory; keep the previous values for restore."""
+    from .providers.ssh import connect
+    from .windows import WindowsSettingError, apply, plan_for, save, ssh_runner
+    profiles = _profiles(args.labs)
+    if args.name not in profiles:
+        print(f"connlab: unknown lab {args.name!r}; known: {', '.join(sorted(profiles))}", file=sys.stderr)
+        return 2
+    plan = plan_for(profiles[args.name])
+    for host in _windows_hosts(args.inventory):
+        state = _state_file(args.inventory, host.name)
+        if state.exists():
+            print(f"connlab: {host.name}: {state} exists (settings applied before); "
+                  "run `connlab windows restore` first", file=sys.stderr)
+            return 2
+        client = connect(host)
+        try:
+            applied = apply(plan, ssh_runner(client))
+        except WindowsSettingError as exc:
+            print(f"connlab: {host.name}: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            client.close()
+        save(applied, state)
+        print(f"{host.name}: applied {len(plan.registry)} registry values"
+              f"{' and the dynamic port range' if plan.dynamic_ports else ''}; previous values in {state}")
+        for need in plan.needs:
+            print(f"  takes effect after {need}")
+    for key, why in plan.not_applicable:
+        print(f"not applied: {key}: {why}")
+    return 0
+
+
+def cmd_windows_restore(args: argparse.Namespace) -> int:
+    """Put back what `connlab windows apply` changed on the inventory's Windows hosts."""
+    from .providers.ssh import connect
+    from .windows import WindowsSettingError, load, ssh_runner
+    status = 0
+    for host in _windows_hosts(args.inventory):
+        state = _state_file(args.inventory, host.name)
+        if not state.exists():
+            print(f"{host.name}: nothing to restore ({state} does not exist)")
+            continue
+        try:
+            applied = load(state)
+        except WindowsSettingError as exc:
+            print(f"connlab: {exc}", file=sys.stderr)
+            return 2
+        client = connect(host)
+        try:
+            problems = applied.restore(ssh_runner(client))
+        finally:
+            client.close()
+        if problems:
+            print(f"connlab: {host.name}: " + "; ".join(problems), file=sys.stderr)
+            status = 1
+        else:
+            state.unlink()
+            print(f"{host.name}: previous values restored")
+    return status
+
+
 def cmd_down(args: argparse.Namespace) -> int:
     names = reaper.remove_lab(args.lab)
     print(f"removed {len(names)} namespaces of {args.lab}" if names else f"no namespaces of {args.lab}")
@@ -118,17 +192,28 @@ def main(argv: list[str] | None = None) -> int:
     image_build.add_argument("--mirror", default="http://deb.debian.org/debian")
     image_build.add_argument("--force", action="store_true", help="build even if the tag exists")
     image_build.set_defaults(func=cmd_image_build)
-    winscript = sub.add_parser("windows-script", help="the cmd.exe commands that set a profile on a real "
-                               "Windows host (reg add, netsh), with what each needs (untested on Windows)")
+    windows = sub.add_parser("windows", help="set a profile on real Windows hosts with reg and netsh "
+                             "(untested until a Windows host runs it)")
+    windows_sub = windows.add_subparsers(dest="windows_command", required=True)
+    winscript = windows_sub.add_parser("script", help="the cmd.exe commands that set a profile, with what "
+                                       "each needs")
     winscript.add_argument("name")
     winscript.set_defaults(func=cmd_windows_script)
+    winapply = windows_sub.add_parser("apply", help="set a profile on the inventory's os: windows hosts over "
+                                      "SSH; the previous values go to connlab-windows-<host>.json")
+    winapply.add_argument("name")
+    winapply.add_argument("--inventory", required=True)
+    winapply.set_defaults(func=cmd_windows_apply)
+    winrestore = windows_sub.add_parser("restore", help="put back what `connlab windows apply` changed")
+    winrestore.add_argument("--inventory", required=True)
+    winrestore.set_defaults(func=cmd_windows_restore)
     down = sub.add_parser("down", help="remove a lab kept by --lab-keep")
     down.add_argument("lab")
     down.set_defaults(func=cmd_down)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except ProfileError as exc:
+    except (ProfileError, InventoryError) as exc:
         print(f"connlab: {exc}", file=sys.stderr)
         return 2
     except PermissionError as exc:

@@ -7,13 +7,19 @@ there, deleting a value that did not exist. Each change says what it needs to
 take effect (a reboot for Tcpip\\Parameters). Edition limits (Product.*) and
 settings that are not registry values are listed as not applicable.
 
-UNTESTED on Windows: the command text is unit-tested, but no Windows host has
-run it yet (the Vagrantfile's Windows box is the way to do so).
+UNTESTED on Windows: the command text and the apply/restore sequence are tested
+against a stand-in for reg.exe and netsh, but no Windows host has run them yet
+(the Vagrantfile's Windows box is the way to do so).
 """
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from .profiles import Profile
 
@@ -128,15 +134,104 @@ def parse_dynamicport(output: str) -> tuple[int, int]:
 
 
 def restore_commands(plan: WindowsPlan, previous: dict[str, int | None],
-                     previous_ports: tuple[int, int] | None) -> list[list[str]]:
-    """Commands that put back ``previous`` (value by name; None: it did not exist), newest first."""
+                     previous_ports: tuple[int, int] | None,
+                     changed: set[str] | None = None) -> list[list[str]]:
+    """Commands that put back ``previous`` (value by name; None: it did not exist), newest first;
+    with ``changed``, only for those values (and "dynamicport") that were changed."""
     commands = []
-    if plan.dynamic_ports and previous_ports:
+    if plan.dynamic_ports and previous_ports and (changed is None or "dynamicport" in changed):
         commands.append(dynamicport_set(*previous_ports))
     for value in reversed(plan.registry):
-        before = previous.get(f"{value.key}\\{value.name}")
+        name = f"{value.key}\\{value.name}"
+        if changed is not None and name not in changed:
+            continue
+        before = previous.get(name)
         commands.append(value.delete() if before is None else value.add(before))
     return commands
+
+
+Runner = Callable[[list[str]], tuple[int, str]]  # a command on the Windows host -> (exit status, output)
+
+
+class WindowsSettingError(Exception):
+    """A command on the Windows host failed; the message names it and what it printed."""
+
+
+@dataclass
+class AppliedSettings:
+    """What apply() changed and the values to put back; saved as JSON between apply and restore."""
+
+    plan: WindowsPlan
+    previous: dict[str, int | None] = field(default_factory=dict)  # "<key>\\<name>" -> DWORD or absent
+    previous_ports: tuple[int, int] | None = None
+    changed: set[str] | None = None  # what apply() managed to set (None: everything in the plan)
+
+    def restore(self, run: Runner) -> list[str]:
+        """Put every previous value back (deleting values that did not exist); return the failures."""
+        problems = []
+        for command in restore_commands(self.plan, self.previous, self.previous_ports, self.changed):
+            status, out = run(command)
+            if status != 0:
+                problems.append(f"{' '.join(command)}: exit {status}: {out.strip()[:300]}")
+        return problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {"registry": [[v.key, v.name, v.value] for v in self.plan.registry],
+                "dynamic_ports": self.plan.dynamic_ports, "previous": self.previous,
+                "previous_ports": self.previous_ports}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AppliedSettings:
+        plan = WindowsPlan(tuple(RegistryValue(k, n, int(v)) for k, n, v in data["registry"]),
+                           tuple(data["dynamic_ports"]) if data["dynamic_ports"] else None, ())  # type: ignore[arg-type]
+        ports = tuple(data["previous_ports"]) if data["previous_ports"] else None
+        return cls(plan, dict(data["previous"]), ports)  # type: ignore[arg-type]
+
+
+def apply(plan: WindowsPlan, run: Runner) -> AppliedSettings:
+    """Read the previous values, then set the plan's; on a failure put back what was there."""
+    applied = AppliedSettings(plan, changed=set())
+    for value in plan.registry:
+        status, out = run(value.query())
+        applied.previous[f"{value.key}\\{value.name}"] = parse_reg_query(out, value.name) if status == 0 else None
+    if plan.dynamic_ports:
+        status, out = run(dynamicport_show())
+        if status != 0:
+            raise WindowsSettingError(f"{' '.join(dynamicport_show())}: exit {status}: {out.strip()[:300]}")
+        applied.previous_ports = parse_dynamicport(out)
+    names = [f"{v.key}\\{v.name}" for v in plan.registry] + (["dynamicport"] if plan.dynamic_ports else [])
+    for name, command in zip(names, plan.apply_commands()):
+        status, out = run(command)
+        if status == 0:
+            assert applied.changed is not None
+            applied.changed.add(name)
+        else:
+            problems = applied.restore(run)
+            raise WindowsSettingError(f"{' '.join(command)}: exit {status}: {out.strip()[:300]}"
+                                      + (f"; restoring also failed: {problems}" if problems else
+                                         "; previous values restored"))
+    applied.changed = None  # all of it
+    return applied
+
+
+def ssh_runner(client: Any, timeout: float = 60.0) -> Runner:
+    """Run commands with a Windows OpenSSH server's default shell (cmd.exe) over paramiko."""
+    def run(argv: list[str]) -> tuple[int, str]:
+        _, out, err = client.exec_command(subprocess.list2cmdline(argv), timeout=timeout)
+        text = out.read().decode(errors="replace") + err.read().decode(errors="replace")
+        return out.channel.recv_exit_status(), text
+    return run
+
+
+def save(applied: AppliedSettings, path: Path) -> None:
+    path.write_text(json.dumps(applied.to_json(), indent=1))
+
+
+def load(path: Path) -> AppliedSettings:
+    try:
+        return AppliedSettings.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise WindowsSettingError(f"{path}: not a connlab restore file ({exc})") from None
 
 
 def script(profile: Profile) -> str:

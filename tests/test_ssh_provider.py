@@ -47,14 +47,13 @@ def test_the_suite_over_ssh_observes_what_netns_observes_and_restores_every_sett
     out = pytester.path / "ssh.json"
     result = pytester.runpytest_subprocess(
         str(REPO / "labs"), "--lab=win2003", "--lab-provider=ssh", f"--lab-inventory={inventory}",
-        "-k", "never_accepts or keepalive or tcb or bucket_overflow or syn or thread_pool",
-        f"--lab-json={out}", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=5, skipped=1)
+        "-k", "never_accepts or hash_buckets or bucket_overflow", f"--lab-json={out}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, skipped=1)
     result.stdout.fnmatch_lines(["*SKIPPED*test_tcb_hash*ssh provider cannot apply Tcpip.MaxHashTableSize*"])
     _, rows = results(out)
     seen = {(r["test"].split("::")[-1].split("[")[0], r["profile"]): (r["observed"], r["ended_by"])
             for r in rows}
-    assert seen == {key: EXPECTED[key] for key in seen} and len(seen) == 5
+    assert seen == {key: EXPECTED[key] for key in seen} and len(seen) == 2
     assert all(r["provider"] == "ssh" for r in rows)
     after = {name: _sysctls_in(h["netns"]) for name, h in hosts.items()}
     assert after == before  # every sysctl the labs set on the hosts was put back
@@ -175,3 +174,12 @@ def test_the_ssh_provider_without_an_inventory_is_a_usage_error(pytester):
     result = pytester.runpytest_subprocess("--lab-provider=ssh", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--lab-provider ssh needs --lab-inventory PATH*"])
+
+
+def test_windows_hosts_skip_lab_tests_and_point_to_connlab_windows_apply(pytester, tmp_path):
+    path = _inventory_with(tmp_path, server__os="windows")
+    pytester.makepyfile("def test_needs_a_lab(lab):\n    pass\n")
+    result = pytester.runpytest_subprocess("--lab-provider=ssh", f"--lab-inventory={path}", "-rs",
+                                           "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*server run Windows*connlab windows apply PROFILE*"])

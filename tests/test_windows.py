@@ -10,10 +10,14 @@ from pytest_connlab.windows import (
     HTTP,
     TCPIP,
     WININET,
+    WindowsSettingError,
+    apply,
+    load,
     parse_dynamicport,
     parse_reg_query,
     plan_for,
     restore_commands,
+    save,
     script,
 )
 
@@ -96,7 +100,7 @@ def test_restore_puts_back_old_values_and_deletes_values_that_did_not_exist():
 
 
 def test_connlab_windows_script_prints_a_cmd_script():
-    done = subprocess.run([sys.executable, "-m", "pytest_connlab.cli", "windows-script", "win2003"],
+    done = subprocess.run([sys.executable, "-m", "pytest_connlab.cli", "windows", "script", "win2003"],
                           capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr
     text = done.stdout.decode()
@@ -105,6 +109,71 @@ def test_connlab_windows_script_prints_a_cmd_script():
     assert f'reg query "{TCPIP}" /v MaxUserPort' in lines
     assert f'reg add "{TCPIP}" /v MaxUserPort /t REG_DWORD /d 5000 /f' in lines
     assert lines.index(f'reg query "{TCPIP}" /v MaxUserPort') < lines.index("@rem apply:")
-    wrong = subprocess.run([sys.executable, "-m", "pytest_connlab.cli", "windows-script", "win1995"],
+    wrong = subprocess.run([sys.executable, "-m", "pytest_connlab.cli", "windows", "script", "win1995"],
                            capture_output=True, text=True, timeout=60)
     assert wrong.returncode == 2 and "unknown lab 'win1995'" in wrong.stderr
+
+
+class StandIn:
+    """What reg.exe and netsh print and do, enough for the apply/restore sequence (no Windows here)."""
+
+    def __init__(self, values, ports=(49152, 16384)):
+        self.values = dict(values)  # "<key>\\<name>" -> DWORD
+        self.ports = ports
+        self.log = []
+
+    def __call__(self, argv):
+        self.log.append(argv)
+        if argv[:2] == ["reg", "query"]:
+            key, name = argv[2], argv[4]
+            if f"{key}\\{name}" not in self.values:
+                return 1, "ERROR: The system was unable to find the specified registry key or value."
+            return 0, f"\r\n{key}\r\n    {name}    REG_DWORD    0x{self.values[key + chr(92) + name]:x}\r\n"
+        if argv[:2] == ["reg", "add"]:
+            self.values[f"{argv[2]}\\{argv[4]}"] = int(argv[8])
+            return 0, "The operation completed successfully."
+        if argv[:2] == ["reg", "delete"]:
+            self.values.pop(f"{argv[2]}\\{argv[4]}")
+            return 0, "The operation completed successfully."
+        if argv[:5] == ["netsh", "int", "ipv4", "show", "dynamicport"]:
+            return 0, f"Start Port      : {self.ports[0]}\r\nNumber of Ports : {self.ports[1]}\r\n"
+        if argv[:5] == ["netsh", "int", "ipv4", "set", "dynamicport"]:
+            self.ports = (int(argv[6].split("=")[1]), int(argv[7].split("=")[1]))
+            return 0, "Ok."
+        return 1, f"unknown command {argv}"
+
+
+def test_apply_then_restore_leaves_the_host_as_it_was(tmp_path):
+    plan = plan_for(PROFILES["vista-sp2"])
+    existing = {f"{plan.registry[0].key}\\{plan.registry[0].name}": 7}
+    host = StandIn(existing, ports=(1025, 3976))
+    applied = apply(plan, host)
+    assert {f"{v.key}\\{v.name}": v.value for v in plan.registry}.items() <= host.values.items()
+    assert host.ports == (49152, 16384)
+    assert all(c[:2] == ["reg", "query"] for c in host.log[:len(plan.registry)])  # read before any change
+    save(applied, tmp_path / "state.json")
+    assert load(tmp_path / "state.json").restore(host) == []
+    assert host.values == existing and host.ports == (1025, 3976)
+
+
+def test_a_failed_change_restores_what_was_applied_and_names_the_command():
+    plan = plan_for(PROFILES["win2003"])
+    host = StandIn({})
+    with pytest.raises(WindowsSettingError, match="TcpTimedWaitDelay.*Access is denied.*previous values restored"):
+        apply(plan, _failing(host, "TcpTimedWaitDelay"))
+    assert host.values == {}
+
+
+def _failing(host, name):
+    def run(argv):
+        if argv[:2] == ["reg", "add"] and name in argv:
+            host.log.append(argv)
+            return 1, "ERROR: Access is denied."
+        return host(argv)
+    return run
+
+
+def test_a_broken_restore_file_is_named(tmp_path):
+    (tmp_path / "state.json").write_text("{")
+    with pytest.raises(WindowsSettingError, match="state.json: not a connlab restore file"):
+        load(tmp_path / "state.json")

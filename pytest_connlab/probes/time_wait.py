@@ -38,7 +38,11 @@ def length(lab: Lab, connections: int = 3, watch: bool = False, watch_bound_s: f
     start = time.monotonic()
     client.agent_once("churn", "--target", server.endpoint, "--source", client.address,
                       "--count", str(connections), "--deadline", "30", timeout=60)
+    settle_until = time.monotonic() + 5.0  # the last close may still be in FIN_WAIT when churn returns
     seen = client.observe(server.port)["sockets"]
+    while seen["remote_port"].get("TIME_WAIT", 0) < connections and time.monotonic() < settle_until:
+        time.sleep(0.1)
+        seen = client.observe(server.port)["sockets"]
     left = seen["time_wait_left_s"] or [0.0, 0.0]
     evidence: dict[str, object] = {"time_wait_entries": seen["remote_port"].get("TIME_WAIT", 0),
                                    "timer_left_s": left}

@@ -147,8 +147,8 @@ class SshProvider:
         if windows:
             raise ProviderUnavailable(
                 f"connlab: inventory {self.inventory_path}: {', '.join(windows)} run Windows; the probes' "
-                "agent reads Linux /proc, so Windows hosts are configured with `connlab windows-script` "
-                "(untested until a Windows host runs it) and cannot run lab tests")
+                "agent reads Linux /proc, so lab tests cannot run there; `connlab windows apply PROFILE "
+                "--inventory` sets a profile on them (untested until a Windows host runs it)")
         for entry in inventory:
             try:
                 connect(entry).close()
