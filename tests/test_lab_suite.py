@@ -181,6 +181,7 @@ EXPECTED = {  # (test, profile): (observed, ended_by), as measured on kernel 6.1
 }
 
 
+@pytest.mark.all_profiles
 def test_every_profile_reproduces_its_limits_and_leaves_nothing(pytester):
     before_sysctls, before_links, before_nft = host_sysctls(), host_links(), host_nft_ruleset()
     out = pytester.path / "results.json"
