@@ -19,4 +19,5 @@ def test_time_wait_exhausts_ephemeral_ports(lab):
     assert obs.evidence["ports_held_toward_server"] + recycled == obs.observed, obs.explain()
     if obs.ended_by != "none":  # the pool ran out: (nearly) every port it had is in TIME_WAIT
         assert obs.evidence["time_wait_toward_server"] >= obs.observed * 0.99, obs.explain()
-    assert obs.counters["TcpActiveOpens"] == obs.observed, obs.explain()
+    # every connect() sent a SYN; the few a peer reset (tcp_tw_reuse, see peer_resets) did not count
+    assert obs.counters["TcpActiveOpens"] == obs.observed + obs.evidence["peer_resets"], obs.explain()

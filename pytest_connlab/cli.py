@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,14 @@ def _profiles(dirs: list[str]) -> dict[str, Profile]:
     return discover([Path(d) for d in dirs])
 
 
+def _profile(args: argparse.Namespace) -> Profile:
+    """The profile ``args.name``; ProfileError (printed by main, exit 2) when there is none."""
+    profiles = _profiles(args.labs)
+    if args.name not in profiles:
+        raise ProfileError(f"unknown lab {args.name!r}; known: {', '.join(sorted(profiles))}")
+    return profiles[args.name]
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     profiles = _profiles(args.labs)
     width = max(len(n) for n in profiles)
@@ -25,11 +34,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    profiles = _profiles(args.labs)
-    if args.name not in profiles:
-        print(f"connlab: unknown lab {args.name!r}; known: {', '.join(sorted(profiles))}", file=sys.stderr)
-        return 2
-    p = profiles[args.name]
+    p = _profile(args)
     print(f"{p.name}: {p.title} ({p.os})  [{p.path}]")
     if p.description:
         print(f"  {p.description}")
@@ -79,12 +84,8 @@ def cmd_image_build(args: argparse.Namespace) -> int:
 
 def cmd_windows_script(args: argparse.Namespace) -> int:
     from .windows import script
-    profiles = _profiles(args.labs)
-    if args.name not in profiles:
-        print(f"connlab: unknown lab {args.name!r}; known: {', '.join(sorted(profiles))}", file=sys.stderr)
-        return 2
     try:
-        sys.stdout.write(script(profiles[args.name]))
+        sys.stdout.write(script(_profile(args)))
     except ValueError as exc:
         print(f"connlab: {exc}", file=sys.stderr)
         return 2
@@ -106,11 +107,7 @@ def cmd_windows_apply(args: argparse.Namespace) -> int:
     """Set a profile on every Windows host of an inventory; keep the previous values for restore."""
     from .providers.ssh import connect
     from .windows import WindowsSettingError, apply, plan_for, save, ssh_runner
-    profiles = _profiles(args.labs)
-    if args.name not in profiles:
-        print(f"connlab: unknown lab {args.name!r}; known: {', '.join(sorted(profiles))}", file=sys.stderr)
-        return 2
-    plan = plan_for(profiles[args.name])
+    plan = plan_for(_profile(args))
     for host in _windows_hosts(args.inventory):
         state = _state_file(args.inventory, host.name)
         if state.exists():
@@ -216,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ProfileError, InventoryError) as exc:
         print(f"connlab: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and cut short: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except PermissionError as exc:
         print(f"connlab: {exc.filename}: permission denied (run as root)", file=sys.stderr)
         return 2

@@ -16,6 +16,11 @@ from .errnames import error_fields
 from .workers import split_evenly
 
 TRANSIENT = (errno.EINTR, errno.EAGAIN)
+# A peer's reset of one connection says nothing about the local port pool: with tcp_tw_reuse the
+# server may still hold the 4-tuple's previous incarnation in TIME_WAIT and answer a SYN whose
+# timestamp is not newer with a reset. Counted, and the churn goes on (up to this many).
+PEER_RESETS = (errno.ECONNRESET,)
+MAX_PEER_RESETS = 100
 
 
 def churn(target: tuple[str, int], source: str | None, count: int, deadline_s: float,
@@ -70,14 +75,15 @@ def _merge(results: list[dict[str, object]]) -> dict[str, object]:
             "error_confirmed": all(r.get("error_confirmed") for r in results if r.get("error")) and bool(errors),
             "stopped_by": "error" if len(errors) == len(results) else
             ("deadline" if any(r.get("stopped_by") == "deadline" for r in results) else "count"),
-            "per_worker": [r.get("succeeded") for r in results]}
+            "per_worker": [r.get("succeeded") for r in results],
+            "peer_resets": sum(int(r.get("peer_resets", 0)) for r in results)}  # type: ignore[call-overload]
 
 
 def _churn_one(target: tuple[str, int], source: str | None, count: int, deadline_s: float,
                timeout: float, port_pool: str) -> dict[str, object]:
     """One process: open and close until an error, the count, or the deadline."""
     start = time.monotonic()
-    succeeded = 0
+    succeeded = resets = 0
     error: dict[str, object] | None = None
     confirmed = False
     while succeeded < count and time.monotonic() - start < deadline_s:
@@ -86,12 +92,16 @@ def _churn_one(target: tuple[str, int], source: str | None, count: int, deadline
         except OSError as exc:
             if exc.errno in TRANSIENT:
                 continue
+            if exc.errno in PEER_RESETS and resets < MAX_PEER_RESETS:
+                resets += 1
+                continue
             error = error_fields(exc)
             confirmed = _fails_again(target, source, timeout, port_pool, exc.errno)
             break
         succeeded += 1
     stopped_by = "error" if error else ("count" if succeeded >= count else "deadline")
-    return {"succeeded": succeeded, "error": error, "error_confirmed": confirmed, "stopped_by": stopped_by}
+    return {"succeeded": succeeded, "error": error, "error_confirmed": confirmed, "stopped_by": stopped_by,
+            "peer_resets": resets}
 
 
 def _fails_again(target: tuple[str, int], source: str | None, timeout: float,

@@ -93,7 +93,7 @@ def run(lab: Lab, target: Target | None = None, port_pool: str = "per-destinatio
                 "stopped_by": result["stopped_by"], "server_accepted": stats.get("accepted"),
                 "time_wait_toward_server": states.get("TIME_WAIT", 0),
                 "ports_held_toward_server": sum(states.values()), "workers": result["workers"],
-                "per_worker": result.get("per_worker"),
+                "per_worker": result.get("per_worker"), "peer_resets": result.get("peer_resets", 0),
                 "rate_per_s": round(result["succeeded"] / max(result["elapsed_s"], 1e-6))}
     if result["elapsed_s"] > TIME_WAIT_S - 5:
         evidence["time_wait_race"] = (
