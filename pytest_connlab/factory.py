@@ -22,13 +22,15 @@ class LabFactory:
         self.allocator = SubnetAllocator(slice_)
         self._seq = itertools.count(1)
         self.live: list[Lab] = []
+        self._checked = False
 
     def build(self, profile: Profile, request: TopologyRequest) -> Lab:
         """Realise a topology, apply the profile; on any failure remove what was made."""
-        self.provider.check()
+        if not self._checked:  # once: for ssh it connects to every host, for docker it asks the engine
+            self.provider.check()
+            self._checked = True
         knobs = profile.knobs()
-        applies_birth = getattr(self.provider, "applies_birth", True)
-        topology = plan(request, self.allocator, knobs.birth if applies_birth else None)
+        topology = plan(request, self.allocator, knobs.birth if self.provider.applies_birth else None)
         name = f"{NAME_PREFIX}-{self.run_id}-{self.worker}-{next(self._seq)}"
         try:
             hosts = self.provider.realise(topology, name)
@@ -48,7 +50,7 @@ class LabFactory:
     def cannot_measure(self, profile: Profile, limit: str | None) -> str | None:
         """Why this provider cannot reproduce ``limit`` of ``profile`` (None when it can): its
         emulation needs a namespace born with sysctls, which only the netns provider makes."""
-        if getattr(self.provider, "applies_birth", True) or limit is None:
+        if self.provider.applies_birth or limit is None:
             return None
         setting = profile.birth_limits().get(limit)
         if setting is None:

@@ -102,10 +102,11 @@ def sweep(dry_run: bool = False) -> dict[str, list[str]]:
                 remove_namespace(name)
     for run_id, names in sweep_docker(kept, dry_run).items():
         removed.setdefault(run_id, []).extend(names)
+    from .providers.docker import run_of
     from .providers.vagrant import dead_labs
     for work in dead_labs(run_is_alive):
         if work.name not in kept:
-            removed.setdefault(work.name.split("-")[1], []).append(f"vagrant work folder {work}")
+            removed.setdefault(run_of(work.name), []).append(f"vagrant work folder {work}")
             if not dry_run:
                 shutil.rmtree(work, ignore_errors=True)
     if not dry_run and LOCK_DIR.is_dir():

@@ -23,6 +23,7 @@ from ..image import DEFAULT_IMAGE
 from ..topology import HostSpec, Topology
 from .agentfiles import agent_tar
 from .base import Host, ProviderUnavailable
+from .hostnet import interfaces_by_address, ip_batch
 
 AGENT_DIR = "/opt/connlab"
 LABEL_RUN = "connlab.run"
@@ -142,26 +143,19 @@ class DockerProvider:
     @staticmethod
     def _configure(host: DockerHost, topology: Topology) -> None:
         """Name each NIC as the topology does, add its further addresses, add the routes."""
-        from .base import run
-        listing = run(host, ["ip", "-o", "-4", "addr", "show"], timeout=30)
-        by_address = {}
-        for line in listing.stdout.decode().splitlines():
-            parts = line.split()
-            by_address[parts[3].split("/")[0]] = parts[1].split("@")[0]
+        by_address = interfaces_by_address(host)
         script: list[str] = []
         for i, nic in enumerate(host.spec.nics):
             current = by_address.get(nic.addresses[0])
             if current is None:
-                raise RuntimeError(f"{host.label}: no interface has {nic.addresses[0]}:\n{listing.stdout!r}")
+                raise RuntimeError(f"{host.label}: no interface has {nic.addresses[0]}: {by_address}")
             script += [f"link set dev {current} down", f"link set dev {current} name cl{i}"]
         for i, nic in enumerate(host.spec.nics):
             prefixlen = topology.segments[nic.segment].prefixlen
             script += [f"link set dev cl{i} name {nic.name}", f"link set dev {nic.name} up"]
             script += [f"addr add {a}/{prefixlen} dev {nic.name}" for a in nic.addresses[1:]]
         script += [f"route add {dst} via {gateway}" for dst, gateway in host.spec.routes]
-        done = run(host, ["ip", "-batch", "-"], input=("\n".join(script) + "\n").encode(), timeout=60)
-        if done.returncode != 0:
-            raise RuntimeError(f"{host.label}: ip -batch: {done.stderr.decode(errors='replace')}")
+        ip_batch(host, script)
 
     def destroy(self, hosts: list[Host]) -> None:
         """Remove the containers and networks of the hosts' labs."""

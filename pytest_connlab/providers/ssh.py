@@ -93,15 +93,22 @@ def connect(entry: InventoryHost) -> Any:
     return client
 
 
-def pick_hosts(topology: Topology, inventory: list[InventoryHost], source: str) -> list[HostSpec]:
-    """Map the requested topology onto inventory hosts; ProviderUnavailable when it has too few."""
+def require_star(topology: Topology, who: str) -> None:
+    """ProviderUnavailable when ``topology`` has a router: these hosts all share one lab network."""
+    if any(h.role == "router" for h in topology.hosts):
+        raise ProviderUnavailable(f"connlab: {who} does not build routed topologies; this test needs a "
+                                  "router between clients and server")
+
+
+def pick_hosts(topology: Topology, inventory: list[InventoryHost],
+               source: str) -> list[tuple[HostSpec, InventoryHost]]:
+    """Map the requested topology onto inventory hosts, as (lab host, inventory host) pairs;
+    ProviderUnavailable when the inventory has too few."""
+    require_star(topology, f"the ssh provider (inventory {source})")
     wanted_clients = len(topology.clients)
     ips = max(len(c.addresses) for c in topology.clients)
     servers = [h for h in inventory if h.role == "server"]
     clients = [h for h in inventory if h.role == "client"]
-    if any(h.role == "router" for h in topology.hosts):
-        raise ProviderUnavailable(f"connlab: the ssh provider does not build routed topologies "
-                                  f"(inventory {source}); this test needs a router between clients and server")
     if len(clients) < wanted_clients:
         raise ProviderUnavailable(f"connlab: inventory {source} has {len(clients)} client hosts; "
                                   f"this test needs {wanted_clients}")
@@ -110,9 +117,9 @@ def pick_hosts(topology: Topology, inventory: list[InventoryHost], source: str) 
         raise ProviderUnavailable(f"connlab: inventory {source}: {', '.join(short)} have fewer than "
                                   f"the {ips} lab_addresses this test needs")
     chosen = [servers[0], *clients[:wanted_clients]]
-    specs = [HostSpec(spec.name, spec.role, (Nic("lab", "lan", entry.lab_addresses[:len(spec.addresses)]),))
-             for spec, entry in zip((topology.server, *topology.clients), chosen)]
-    return specs
+    return [(HostSpec(spec.name, spec.role, (Nic("lab", "lan", entry.lab_addresses[:len(spec.addresses)]),)),
+             entry)
+            for spec, entry in zip((topology.server, *topology.clients), chosen)]
 
 
 class SshProvider:
@@ -157,14 +164,10 @@ class SshProvider:
                                           f"{entry.port}) failed: {type(exc).__name__}: {exc}") from None
 
     def realise(self, topology: Topology, prefix: str) -> list[Host]:
-        inventory = self._inventory()
-        specs = pick_hosts(topology, inventory, str(self.inventory_path))
-        by_role = {"server": [h for h in inventory if h.role == "server"],
-                   "client": [h for h in inventory if h.role == "client"]}
+        pairs = pick_hosts(topology, self._inventory(), str(self.inventory_path))
         hosts: list[SshHost] = []
         try:
-            for spec in specs:
-                entry = by_role[spec.role].pop(0)
+            for spec, entry in pairs:
                 client = connect(entry)
                 host = SshHost(spec, entry, client, f"{REMOTE_ROOT}/{prefix}")
                 hosts.append(host)

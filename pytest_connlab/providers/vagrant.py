@@ -22,9 +22,10 @@ from ..image import DEFAULT_IMAGE
 from ..inventory import InventoryHost
 from ..reaper import LOCK_DIR
 from ..topology import Topology
-from .base import Host, ProviderUnavailable, run
+from .base import Host, ProviderUnavailable
 from .docker import run_of
-from .ssh import SshHost, SshProvider, connect
+from .hostnet import interfaces_by_address, ip_batch
+from .ssh import SshHost, SshProvider, connect, require_star
 
 WORK_ROOT = LOCK_DIR / "vagrant"
 UP_TIMEOUT = 900.0
@@ -96,9 +97,7 @@ class VagrantProvider:
         return done.stdout
 
     def realise(self, topology: Topology, prefix: str) -> list[Host]:
-        if any(h.role == "router" for h in topology.hosts):
-            raise ProviderUnavailable("connlab: the vagrant provider does not build routed topologies; "
-                                      "this test needs a router between clients and server")
+        require_star(topology, "the vagrant provider")
         work = WORK_ROOT / prefix
         work.mkdir(parents=True, exist_ok=True)
         hosts: list[SshHost] = []
@@ -156,12 +155,8 @@ class VagrantProvider:
         if not extra:
             return
         prefixlen = next(iter(topology.segments.values())).prefixlen
-        listing = run(host, ["ip", "-o", "-4", "addr", "show"], timeout=30).stdout.decode()
-        ifname = next(line.split()[1] for line in listing.splitlines() if f" {host.spec.address}/" in line)
-        script = "".join(f"addr add {a}/{prefixlen} dev {ifname}\n" for a in extra)
-        done = run(host, ["ip", "-batch", "-"], input=script.encode(), timeout=60)
-        if done.returncode != 0:
-            raise VagrantError(f"{host.label}: ip -batch: {done.stderr.decode(errors='replace')}")
+        ifname = interfaces_by_address(host)[host.spec.address]
+        ip_batch(host, [f"addr add {a}/{prefixlen} dev {ifname}" for a in extra])
 
     def _destroy_work(self, work: Path) -> None:
         try:
