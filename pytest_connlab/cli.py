@@ -162,8 +162,14 @@ def cmd_windows_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    names = reaper.remove_lab(args.lab)
-    print(f"removed {len(names)} namespaces of {args.lab}" if names else f"no namespaces of {args.lab}")
+    """Remove a lab that --lab-keep left standing; anything else is refused and nothing changes."""
+    try:
+        names = reaper.remove_kept_lab(args.lab)
+    except reaper.ReaperError as exc:
+        print(f"connlab down: {exc}", file=sys.stderr)
+        return 2
+    print(f"removed {len(names)} namespaces of {args.lab}: {' '.join(names)}" if names else
+          f"removed lab {args.lab} (nothing of it was left standing)")
     return 0
 
 

@@ -8,7 +8,7 @@ from .addressing import SubnetAllocator
 from .lab import Lab
 from .profiles import Profile
 from .providers.base import Provider
-from .reaper import KEEP_DIR, NAME_PREFIX
+from .reaper import NAME_PREFIX, record_kept
 from .topology import TopologyRequest, plan
 
 
@@ -78,8 +78,7 @@ class LabFactory:
         if lab in self.live:
             self.live.remove(lab)
         lab.stop_processes()
-        KEEP_DIR.mkdir(parents=True, exist_ok=True)
-        (KEEP_DIR / lab.name).write_text(lab.profile.name + "\n")
+        record_kept(lab.name, self.run_id, lab.profile.name, self.provider.name, lab.namespace_names())
         return lab.describe_access()
 
     def close(self) -> list[str]:

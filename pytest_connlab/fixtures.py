@@ -59,12 +59,15 @@ def lab(request: pytest.FixtureRequest, lab_factory: LabFactory, lab_profile: Pr
     why_not = lab_factory.cannot_measure(lab_profile, limit_of(request.node))
     if why_not:
         pytest.skip(why_not)
+    setup_error = None
     try:
         built = lab_factory.build(lab_profile, topology_of(request.node))
     except ProviderUnavailable as exc:
         pytest.skip(str(exc))
     except LabSetupError as exc:  # a setting the kernel refused: say which, no traceback
-        pytest.fail(f"connlab: {exc}", pytrace=False)
+        setup_error = str(exc)
+    if setup_error is not None:
+        pytest.fail(f"connlab: {setup_error}", pytrace=False)
     request.node.stash[OBSERVATIONS_KEY] = built.observations
     built.progress = terminal_progress(request.config)
     yield built

@@ -18,14 +18,20 @@ from inside that network namespace of the controller machine).
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from . import safeyaml
 
 ROLES = ("server", "client", "router")
 SYSTEMS = ("linux", "windows")
+HOST_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+ADDRESS = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:-]{0,252}")
+USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+PROGRAM = re.compile(r"(/[A-Za-z0-9._+-]+)+|[A-Za-z0-9._+-]+")
+NETNS_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 KNOWN_KEYS = {"address", "port", "user", "key", "known_hosts", "role", "os", "lab_addresses", "python", "netns"}
 
 
@@ -53,14 +59,18 @@ class InventoryHost:
 def load_inventory(path: Path) -> list[InventoryHost]:
     """Read and check an inventory; InventoryError names the file and the key at fault."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise InventoryError(f"inventory {path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise InventoryError(f"inventory {path}: not valid YAML: {exc}") from None
+        data = safeyaml.load(path)
+    except safeyaml.YamlInputError as exc:
+        raise InventoryError(f"inventory {path}: {exc.where}: {exc.message}") from None
     if not isinstance(data, dict) or not isinstance(data.get("hosts"), dict) or not data["hosts"]:
         raise InventoryError(f"inventory {path}: needs a mapping 'hosts' of host name to settings")
-    hosts = [_host(path, str(name), entry) for name, entry in data["hosts"].items()]
+    unknown_top = sorted(str(k) for k in data if k != "hosts")
+    if unknown_top:
+        raise InventoryError(f"inventory {path}: {unknown_top[0]}: unknown key; known: hosts")
+    for name in data["hosts"]:
+        if not isinstance(name, str) or not HOST_NAME.fullmatch(name):
+            raise InventoryError(f"inventory {path}: hosts.{name!r}: a host name is 1 to 63 of a-z, 0-9, '-', '_'")
+    hosts = [_host(path, name, entry) for name, entry in data["hosts"].items()]
     servers = [h for h in hosts if h.role == "server"]
     if len(servers) != 1:
         raise InventoryError(f"inventory {path}: hosts: exactly one host needs role: server "
@@ -74,12 +84,21 @@ def _host(path: Path, name: str, entry: Any) -> InventoryHost:
     where = f"inventory {path}: hosts.{name}"
     if not isinstance(entry, dict):
         raise InventoryError(f"{where}: needs a mapping of settings")
-    unknown = sorted(set(entry) - KNOWN_KEYS)
+    unknown = sorted(str(k) for k in entry if k not in KNOWN_KEYS)
     if unknown:
         raise InventoryError(f"{where}.{unknown[0]}: unknown key; known: {', '.join(sorted(KNOWN_KEYS))}")
     for key in ("address", "user", "key", "role"):
-        if not isinstance(entry.get(key), str) or not entry[key]:
+        if not isinstance(entry.get(key), str) or not entry[key] or not entry[key].isprintable():
             raise InventoryError(f"{where}.{key}: required, a string")
+    for key in ("known_hosts", "python", "os"):
+        if key in entry and (not isinstance(entry[key], str) or not entry[key] or not entry[key].isprintable()):
+            raise InventoryError(f"{where}.{key}: a non-empty string")
+    if not ADDRESS.fullmatch(entry["address"]):
+        raise InventoryError(f"{where}.address: {entry['address']!r} is not a host name or IP address")
+    if not USER.fullmatch(entry["user"]):
+        raise InventoryError(f"{where}.user: {entry['user']!r} is not a user name")
+    if not PROGRAM.fullmatch(entry.get("python", "python3")):
+        raise InventoryError(f"{where}.python: {entry['python']!r} is not a program name or absolute path")
     role, os_name = entry["role"], entry.get("os", "linux")
     if role not in ROLES:
         raise InventoryError(f"{where}.role: {role!r} is not one of {', '.join(ROLES)}")
@@ -104,7 +123,8 @@ def _host(path: Path, name: str, entry: Any) -> InventoryHost:
         raise InventoryError(f"{where}.known_hosts: no such file {known_hosts} "
                              "(host keys are verified; add the host's key there)")
     netns = entry.get("netns")
-    if netns is not None and (not isinstance(netns, str) or not Path("/run/netns", netns).exists()):
+    if netns is not None and (not isinstance(netns, str) or not NETNS_NAME.fullmatch(netns) or netns in (".", "..")
+                              or not Path("/run/netns", netns).exists()):
         raise InventoryError(f"{where}.netns: no network namespace {netns!r} in /run/netns")
     return InventoryHost(name=name, address=entry["address"], port=port, user=entry["user"], key=key_path,
                          known_hosts=known_hosts, role=role, os=os_name,

@@ -83,7 +83,8 @@ class Lab:
             try:
                 previous = host.finish_sysctls(proc)
             except LabSetupError as exc:
-                failure = failure or LabSetupError(f"profile {self.profile.path}: {exc}")
+                where = self.profile.origin_of(exc.key) if exc.key else str(self.profile.path)
+                failure = failure or LabSetupError(f"{where}: {exc}", key=exc.key)
                 continue
             self._undo.append((f"sysctls on {host.name}", self._sysctl_undo(host, previous)))
         if failure:
@@ -154,6 +155,12 @@ class Lab:
         self._undo.clear()
         self.provider.destroy(self._raw_hosts)
         return problems
+
+    def namespace_names(self) -> list[str]:
+        """The network namespaces of this lab (its hosts' and its segments'), where it has any."""
+        hosts = [str(ns) for h in self._raw_hosts if (ns := getattr(h, "ns_name", None))]
+        segments = [f"{self.name}-{seg}" for seg in self.topology.segments] if hosts else []
+        return hosts + segments
 
     def describe_access(self) -> list[str]:
         """Commands that enter each host (for --lab-keep)."""

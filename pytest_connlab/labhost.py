@@ -10,11 +10,16 @@ from typing import Any
 from .providers.agentproc import AgentError, AgentProcess
 from .providers.base import Host, run, start_agent
 from .providers.program import Program, Stoppable
+from .sysctlkeys import SysctlKeyError, check_lab_key
 from .target import Target
 
 
 class LabSetupError(Exception):
     """A setting could not be applied; the message names the host, key and profile."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class LabHost:
@@ -106,7 +111,13 @@ class LabHost:
         return self.finish_sysctls(self.start_sysctls(values))
 
     def start_sysctls(self, values: dict[str, str]) -> AgentProcess:
-        """Begin setting sysctls (so many hosts can be set at once); see finish_sysctls."""
+        """Begin setting sysctls (so many hosts can be set at once); see finish_sysctls. Every key
+        is checked against the one grammar first (the agent checks again before it opens a file)."""
+        for key in values:
+            try:
+                check_lab_key(key)
+            except SysctlKeyError as exc:
+                raise LabSetupError(f"{self.name}: sysctl {key!r}: {exc}", key=str(key)) from None
         return self.agent("sysctl", "--set", json.dumps(values))
 
     def finish_sysctls(self, proc: AgentProcess) -> dict[str, str]:
@@ -119,7 +130,7 @@ class LabHost:
             err = event["error"]
             if event["previous"]:
                 self.agent_once("sysctl", "--set", json.dumps(event["previous"]))
-            raise LabSetupError(f"{self.name}: sysctl {err['key']}: {err['message']}")
+            raise LabSetupError(f"{self.name}: sysctl {err['key']}: {err['message']}", key=str(err["key"]))
         return dict(event["previous"])
 
     def observe(self, port: int | None = None) -> dict[str, Any]:

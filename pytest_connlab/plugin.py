@@ -1,7 +1,6 @@
 """pytest-connlab's pytest plugin: options, ini keys, markers, hooks. Registered via pytest11."""
 from __future__ import annotations
 
-import os
 import signal
 from collections.abc import Generator
 from ipaddress import IPv4Network
@@ -10,60 +9,21 @@ from typing import Any
 
 import pytest
 
-from . import reaper
+from . import options, reaper
 from .addressing import worker_slice
 from .fixtures import lab, lab_factory, lab_profile  # noqa: F401  (fixtures are registered here)
-from .image import DEFAULT_IMAGE
 from .inventory import InventoryError, load_inventory
 from .markers import MARKERS, limit_of, profile_for, topology_of
 from .observation import Observation
 from .profiles import ProfileError, discover
-from .providers import PROVIDERS, ProviderOptions, ProviderUnavailable, get_provider
+from .providers import ProviderOptions, ProviderUnavailable, get_provider
 from .report import jsonfile, table
+from .signals import InterruptRedelivery, TerminateAsInterrupt
 from .state import CALL_REPORT_KEY, OBSERVATIONS_KEY, STATE_KEY, USER_PROPERTY, ConnlabState
-
-DEFAULT_LAB = "linux-default"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("connlab", "connection-limit labs (pytest-connlab)")
-    group.addoption("--lab", dest="connlab_lab", metavar="NAME[,NAME]|all", default=None,
-                    help=f"lab profile(s) to run lab tests on (default: {DEFAULT_LAB}); 'all' for every profile")
-    group.addoption("--lab-provider", dest="connlab_provider", metavar="NAME", default=None,
-                    help=f"how lab hosts are made: {', '.join(PROVIDERS)} (default: ini connlab_provider or netns)")
-    group.addoption("--lab-image", dest="connlab_image", metavar="IMAGE", default=None,
-                    help="docker provider: the image of lab hosts (default: ini connlab_docker_image "
-                         "or connlab-lab:latest, built by `connlab image build`); any image with python3")
-    group.addoption("--lab-inventory", dest="connlab_inventory", metavar="PATH", default=None,
-                    help="ssh provider: the YAML inventory of hosts (default: ini connlab_inventory)")
-    group.addoption("--lab-vagrant-dir", dest="connlab_vagrant_dir", metavar="DIR", default=None,
-                    help="vagrant provider: the folder with the Vagrantfile (default: ini "
-                         "connlab_vagrant_dir or the rootdir)")
-    group.addoption("--lab-keep", dest="connlab_keep", action="store_true",
-                    help="keep the lab of a failed test for inspection; print how to enter and remove it")
-    group.addoption("--lab-json", dest="connlab_json", metavar="PATH", default=None,
-                    help="write every observation of the run to PATH as JSON")
-    parser.addini("connlab_labs", type="paths", default=[],
-                  help="folders with your own lab profiles (*.yaml); they shadow shipped ones of the same name")
-    parser.addini("connlab_provider", default="netns", help="default --lab-provider")
-    parser.addini("connlab_docker_image", default=DEFAULT_IMAGE, help="default --lab-image")
-    parser.addini("connlab_inventory", default="", help="default --lab-inventory")
-    parser.addini("connlab_vagrant_dir", default="", help="default --lab-vagrant-dir")
-    parser.addini("connlab_vagrant_provider", default="docker",
-                  help="the provider vagrant makes lab machines with: docker (default), libvirt, virtualbox")
-
-
-def _selected(option: str | None, names: list[str]) -> list[str]:
-    if option is None:
-        return [DEFAULT_LAB]
-    wanted = [n.strip() for n in option.split(",") if n.strip()]
-    if wanted == ["all"]:
-        return names
-    unknown = [n for n in wanted if n not in names]
-    if unknown or not wanted:
-        raise pytest.UsageError(f"--lab: unknown lab {', '.join(unknown) or repr(option)}; "
-                                f"known: {', '.join(names)}, or all")
-    return wanted
+    options.add_options(parser)
 
 
 def _make_state(config: pytest.Config) -> ConnlabState:
@@ -71,26 +31,24 @@ def _make_state(config: pytest.Config) -> ConnlabState:
         profiles = discover([Path(p) for p in config.getini("connlab_labs")])
     except ProfileError as exc:
         raise pytest.UsageError(f"connlab: {exc}") from None
-    provider = config.getoption("connlab_provider") or config.getini("connlab_provider")
-    if provider not in PROVIDERS:
-        raise pytest.UsageError(f"--lab-provider: unknown provider {provider!r}; known: {', '.join(PROVIDERS)}")
-    options = _provider_options(config, provider)
+    provider = options.provider_name(config)
+    provider_options = _provider_options(config, provider)
+    selected = options.selected_labs(config, sorted(profiles))
+    json_path = options.json_path(config)
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput and "connlab_run_id" in workerinput:
         run_id, worker = workerinput["connlab_run_id"], workerinput["workerid"]
         slice_ = IPv4Network(workerinput["connlab_slice"])
     else:
         run_id, worker, slice_ = reaper.new_run_id(), "main", worker_slice(0, 1)
-    return ConnlabState(run_id=run_id, worker=worker, slice=slice_, profiles=profiles,
-                        selected=_selected(config.getoption("connlab_lab"), sorted(profiles)),
-                        provider_name=provider, provider_options=options, keep=config.getoption("connlab_keep"),
-                        json_path=config.getoption("connlab_json"))
+    return ConnlabState(run_id=run_id, worker=worker, slice=slice_, profiles=profiles, selected=selected,
+                        provider_name=provider, provider_options=provider_options,
+                        keep=config.getoption("connlab_keep"), json_path=str(json_path) if json_path else None)
 
 
 def _provider_options(config: pytest.Config, provider: str) -> ProviderOptions:
-    """The docker image, ssh inventory and Vagrantfile folder; a bad inventory is a UsageError."""
-    inventory_opt = config.getoption("connlab_inventory") or config.getini("connlab_inventory")
-    inventory = Path(inventory_opt) if inventory_opt else None
+    """The docker image, ssh inventory and Vagrantfile folder; a bad one is a UsageError."""
+    inventory = options.inventory_path(config)
     if provider == "ssh":
         if inventory is None:
             raise pytest.UsageError("--lab-provider ssh needs --lab-inventory PATH (or ini connlab_inventory)")
@@ -98,11 +56,9 @@ def _provider_options(config: pytest.Config, provider: str) -> ProviderOptions:
             load_inventory(inventory)
         except InventoryError as exc:
             raise pytest.UsageError(f"connlab: {exc}") from None
-    vagrant_dir = config.getoption("connlab_vagrant_dir") or config.getini("connlab_vagrant_dir")
-    return ProviderOptions(
-        docker_image=config.getoption("connlab_image") or config.getini("connlab_docker_image"),
-        inventory=inventory, vagrant_dir=Path(vagrant_dir) if vagrant_dir else Path(config.rootpath),
-        vagrant_provider=config.getini("connlab_vagrant_provider"))
+    return ProviderOptions(docker_image=options.docker_image(config), inventory=inventory,
+                           vagrant_dir=options.vagrant_dir(config, provider),
+                           vagrant_provider=options.vagrant_provider(config))
 
 
 class ResultCollector:
@@ -131,22 +87,6 @@ class XdistHooks:
         node.workerinput["connlab_slice"] = str(worker_slice(index, int(node.workerinput["workercount"])))
 
 
-class TerminateAsInterrupt:
-    """SIGTERM handler: in pytest's own process, raise KeyboardInterrupt so labs are torn down
-    as on Ctrl-C. A forked child (pyroute2 forks helpers and stops them with SIGTERM) inherits
-    the handler; there it must die as by default, never unwind into a copy of pytest."""
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-
-    def __call__(self, signum: int, frame: Any) -> None:
-        if os.getpid() != self.pid:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            os._exit(128 + signum)
-        raise KeyboardInterrupt(f"signal {signum}")
-
-
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
@@ -167,6 +107,13 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGTERM, TerminateAsInterrupt())  # teardown runs as on Ctrl-C
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # after every plugin's pytest_configure: pytest's own unraisable hook is in place, and ours wraps it
+    state = session.config.stash.get(STATE_KEY, None)
+    if state is not None:
+        state.redelivery = InterruptRedelivery().install()
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE_KEY, None)
     if state is None:
@@ -175,6 +122,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         state.factory.close()
     if state.lock is not None:
         state.lock.release()
+    if state.redelivery is not None:
+        state.redelivery.uninstall()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -233,10 +182,15 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line(f"connlab: kept lab {kept}")
     for problem in state.problems:
         tr.write_line(f"connlab: teardown problem: {problem}", yellow=True)
+    for problem in state.output_problems:
+        tr.write_line(f"connlab: {problem}", red=True)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STATE_KEY, None)
     if state is None or hasattr(session.config, "workerinput") or not state.json_path:
         return
-    jsonfile.write(Path(state.json_path), state.run_id, state.results)
+    try:
+        jsonfile.write(Path(state.json_path), state.run_id, state.results)
+    except (OSError, jsonfile.JsonPathError) as exc:
+        state.output_problems.append(f"--lab-json {state.json_path}: not written: {exc}")

@@ -11,19 +11,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from . import safeyaml
 from .catalog import LIMITS, limits_touched_by
 from .emulation import Knobs, rule_for, worst
 from .errnos import is_known_error_name
+from .sysctlkeys import SysctlKeyError, check_lab_key
 
 TOP_KEYS = {"name", "title", "os", "description", "sources", "settings", "linux", "expect"}
 OSES = ("windows", "linux")
-# Host-wide knobs: a lab namespace cannot set them, and connlab never changes them silently.
-HOST_GLOBAL_SYSCTLS = {
-    "net.netfilter.nf_conntrack_max", "net.netfilter.nf_conntrack_buckets", "net.ipv4.tcp_mem",
-    "net.ipv4.tcp_max_orphans", "net.core.netdev_max_backlog", "net.nf_conntrack_max",
-}
+MAX_TEXT = 4000  # a description, source, note or why
+MAX_SYSCTL_VALUE = 256
+MAX_NOFILE = 1 << 30
 UNLIMITED = "unlimited"
 RLIMIT_PREFIX = "rlimit."
 RLIMITS = ("nofile",)  # process limits a profile may set on the server's programs
@@ -40,6 +38,7 @@ class Setting:
     key: str
     value: int | str
     source: str
+    origin: str = ""  # the profile file, or the test whose settings marker gave it
 
 
 @dataclass(frozen=True)
@@ -93,6 +92,20 @@ class Profile:
                 needs.update({limit: s.key for limit in rule.limits})
         return needs
 
+    def origin_of(self, sysctl_key: str) -> str:
+        """Where the setting that gives ``sysctl_key`` comes from: the profile file, or the test
+        whose settings marker set it (directly or through an emulated setting)."""
+        for s in (*self.linux, *self.settings):
+            if s.key == sysctl_key and s.origin:
+                return s.origin
+        emulated = {s.key: int(s.value) for s in self.settings if rule_for(s.key)}
+        for s in self.settings:
+            rule = rule_for(s.key)
+            if rule is not None and s.origin and any(
+                    sysctl_key in values for values in rule.knobs(int(s.value), emulated).sysctls.values()):
+                return s.origin
+        return str(self.path)
+
     def value_of(self, key: str) -> int | str | None:
         """The value this profile gives a setting, or None when it does not set it."""
         return next((s.value for s in (*self.settings, *self.linux) if s.key == key), None)
@@ -109,8 +122,8 @@ class Profile:
     def with_overrides(self, sysctl: dict[str, Any], windows: dict[str, Any], origin: str) -> Profile:
         """This profile with a test's ``settings`` marker applied on top. A limit whose knobs
         the marker changes loses its documented expectation: the probe derives it instead."""
-        extra = [_linux_setting(origin, f"sysctl.{k}", k, v, origin) for k, v in sysctl.items()]
-        extra += [_windows_setting(origin, f"windows.{k}", k, v, origin) for k, v in windows.items()]
+        extra = [_linux_setting(origin, f"sysctl.{_name(k)}", k, v, origin) for k, v in sysctl.items()]
+        extra += [_windows_setting(origin, f"windows.{_name(k)}", k, v, origin) for k, v in windows.items()]
         keys = {s.key for s in extra}
         kept = tuple(s for s in self.settings if s.key not in keys)
         pins = tuple(s for s in self.linux if s.key not in keys)
@@ -124,41 +137,71 @@ def _fail(path: Path | str, key: str, message: str) -> ProfileError:
     return ProfileError(f"{path}: {key}: {message}")
 
 
+def _name(key: object) -> str:
+    """A key as it goes into a message: as typed when plain, quoted when odd."""
+    text = str(key)
+    return text if text.isprintable() and len(text) <= 80 and " " not in text else repr(text)[:80]
+
+
+def _string_keys(path: Path | str, where: str, raw: dict[Any, Any]) -> dict[str, Any]:
+    for key in raw:
+        if not isinstance(key, str):
+            raise _fail(path, f"{where}.{_name(key)}" if where else _name(key),
+                        f"a key must be a string, got {type(key).__name__}")
+    return raw
+
+
+def _text(path: Path | str, where: str, value: Any, max_len: int = MAX_TEXT) -> str:
+    if not isinstance(value, str):
+        raise _fail(path, where, f"expected a string, got {type(value).__name__}")
+    if len(value) > max_len:
+        raise _fail(path, where, f"longer than {max_len} characters")
+    return value
+
+
 def _rlimit_setting(path: Path | str, where: str, key: str, value: Any, source: str) -> Setting:
     name = key[len(RLIMIT_PREFIX):]
     if name not in RLIMITS:
         raise _fail(path, where, f"unknown process limit; known: {', '.join(RLIMIT_PREFIX + r for r in RLIMITS)}")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 16:
-        raise _fail(path, where, f"expected a whole number of at least 16, got {value!r}")
-    return Setting(key, value, source)
+    if isinstance(value, bool) or not isinstance(value, int) or not 16 <= value <= MAX_NOFILE:
+        raise _fail(path, where, f"expected a whole number from 16 to {MAX_NOFILE}, got {value!r}")
+    return Setting(key, value, source, str(path))
 
 
-def _linux_setting(path: Path | str, where: str, key: str, value: Any, source: str) -> Setting:
-    if isinstance(key, str) and key.startswith(RLIMIT_PREFIX):
-        return _rlimit_setting(path, where, key, value, source)
-    if not isinstance(key, str) or not key.startswith("net."):
-        raise _fail(path, where, "only net.* sysctls are per network namespace; "
-                    "other keys are host-wide and a lab never changes them")
-    if key in HOST_GLOBAL_SYSCTLS:
-        raise _fail(path, where, f"{key} is host-wide (read-only or absent in a lab namespace); "
-                    "connlab never changes it silently")
-    if isinstance(value, list) and all(isinstance(v, int) for v in value):
+def _sysctl_value(path: Path | str, where: str, value: Any) -> int | str:
+    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         value = " ".join(str(v) for v in value)
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise _fail(path, where, f"expected an integer or a string, got {value!r}")
-    return Setting(key, value, source)
+        raise _fail(path, where, f"expected an integer or a string, got {type(value).__name__} {_name(value)}")
+    if isinstance(value, int) and not -(1 << 63) <= value < (1 << 64):
+        raise _fail(path, where, f"{value} does not fit a kernel integer")
+    if isinstance(value, str) and (not value.strip() or len(value) > MAX_SYSCTL_VALUE
+                                   or not value.isprintable()):
+        raise _fail(path, where, f"expected one line of at most {MAX_SYSCTL_VALUE} printable characters, "
+                    f"got {_name(value)}")
+    return value
 
 
-def _windows_setting(path: Path | str, where: str, key: str, value: Any, source: str) -> Setting:
-    rule = rule_for(key)
+def _linux_setting(path: Path | str, where: str, key: Any, value: Any, source: str) -> Setting:
+    if isinstance(key, str) and key.startswith(RLIMIT_PREFIX):
+        return _rlimit_setting(path, where, key, value, source)
+    try:
+        check_lab_key(key)
+    except SysctlKeyError as exc:
+        raise _fail(path, where, str(exc)) from None
+    return Setting(key, _sysctl_value(path, where, value), source, str(path))
+
+
+def _windows_setting(path: Path | str, where: str, key: Any, value: Any, source: str) -> Setting:
+    rule = rule_for(key) if isinstance(key, str) else None
     if rule is None:
         from .emulation import RULES
         raise _fail(path, where, f"unknown emulated setting; known: {', '.join(sorted(RULES))}")
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(path, where, f"expected an integer, got {value!r}")
+        raise _fail(path, where, f"expected an integer, got {_name(value)}")
     if not rule.low <= value <= rule.high:
         raise _fail(path, where, f"{value} is outside the documented range {rule.low}..{rule.high}")
-    return Setting(key, value, source)
+    return Setting(key, value, source, str(path))
 
 
 def _mapping(path: Path, where: str, raw: Any) -> dict[str, Any]:
@@ -166,7 +209,7 @@ def _mapping(path: Path, where: str, raw: Any) -> dict[str, Any]:
         return {}
     if not isinstance(raw, dict):
         raise _fail(path, where, f"expected a mapping, got {type(raw).__name__}")
-    return raw
+    return _string_keys(path, where, raw)
 
 
 def _entry(path: Path, where: str, raw: Any, required: set[str],
@@ -174,24 +217,27 @@ def _entry(path: Path, where: str, raw: Any, required: set[str],
     """A ``{value: ..., source: ...}`` entry with no unknown and no missing keys."""
     if not isinstance(raw, dict):
         raise _fail(path, where, f"expected a mapping with {', '.join(sorted(required))}")
-    entry: dict[str, Any] = raw
+    entry: dict[str, Any] = _string_keys(path, where, raw)
     for key in entry:
         if key not in required | optional:
-            raise _fail(path, f"{where}.{key}", "unknown key")
+            raise _fail(path, f"{where}.{_name(key)}", "unknown key")
     for key in required:
         if key not in entry:
             raise _fail(path, where, f"missing '{key}'")
+    for key in ("note", "why"):
+        if key in entry:
+            _text(path, f"{where}.{key}", entry[key])
     return entry
 
 
 def _settings(path: Path, os_name: str, raw: Any, sources: dict[str, str]) -> tuple[Setting, ...]:
     out = []
     for key, raw_entry in _mapping(path, "settings", raw).items():
-        where = f"settings.{key}"
+        where = f"settings.{_name(key)}"
         entry = _entry(path, where, raw_entry, {"value", "source"})
         _check_source(path, where, entry["source"], sources)
-        make = _windows_setting if rule_for(str(key)) or (
-            os_name == "windows" and not str(key).startswith(("net.", RLIMIT_PREFIX))) else _linux_setting
+        make = _windows_setting if rule_for(key) or (
+            os_name == "windows" and not key.startswith(("net.", RLIMIT_PREFIX))) else _linux_setting
         out.append(make(path, where, key, entry["value"], entry["source"]))
     return tuple(out)
 
@@ -199,44 +245,48 @@ def _settings(path: Path, os_name: str, raw: Any, sources: dict[str, str]) -> tu
 def _linux_pins(path: Path, raw: Any) -> tuple[Setting, ...]:
     out = []
     for key, raw_entry in _mapping(path, "linux", raw).items():
-        entry = _entry(path, f"linux.{key}", raw_entry, {"value", "why"})
-        out.append(_linux_setting(path, f"linux.{key}", key, entry["value"], str(entry["why"])))
+        where = f"linux.{_name(key)}"
+        entry = _entry(path, where, raw_entry, {"value", "why"})
+        out.append(_linux_setting(path, where, key, entry["value"], entry["why"]))
     return tuple(out)
 
 
 def _check_source(path: Path, where: str, source: Any, sources: dict[str, str]) -> None:
+    if not isinstance(source, str):
+        raise _fail(path, f"{where}.source", f"expected the name of a source (a string), got "
+                    f"{type(source).__name__}")
     if source not in sources:
-        raise _fail(path, f"{where}.source", f"{source!r} is not listed under 'sources'")
+        raise _fail(path, f"{where}.source", f"{_name(source)} is not listed under 'sources'")
+
+
+def _sources(path: Path, raw: Any) -> dict[str, str]:
+    return {k: _text(path, f"sources.{_name(k)}", v) for k, v in _mapping(path, "sources", raw).items()}
 
 
 def _expectation(path: Path, limit: str, raw: Any, sources: dict[str, str]) -> Expectation:
-    where = f"expect.{limit}"
+    where = f"expect.{_name(limit)}"
     if limit not in LIMITS:
         raise _fail(path, where, f"unknown limit; known: {', '.join(sorted(LIMITS))}")
     entry = _entry(path, where, raw, {"value", "source"}, frozenset({"ended_by", "note"}))
     _check_source(path, where, entry["source"], sources)
     value = entry["value"]
-    if value != UNLIMITED and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise _fail(path, f"{where}.value", f"expected a whole number or '{UNLIMITED}', got {value!r}")
+    if value != UNLIMITED and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 63):
+        raise _fail(path, f"{where}.value", f"expected a whole number or '{UNLIMITED}', got {_name(value)}")
     ended_by = entry.get("ended_by")
-    if ended_by is not None and not is_known_error_name(str(ended_by)):
-        raise _fail(path, f"{where}.ended_by", f"{ended_by!r} is not an errno or Winsock error name")
+    if ended_by is not None and (not isinstance(ended_by, str) or not is_known_error_name(ended_by)):
+        raise _fail(path, f"{where}.ended_by", f"{_name(ended_by)} is not an errno or Winsock error name")
     return Expectation(limit, None if value == UNLIMITED else value, entry["source"],
-                       ended_by, str(entry.get("note", "")))
+                       ended_by, entry.get("note", ""))
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "yaml"
-        raise _fail(path, where, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    except OSError as exc:
-        raise _fail(path, "file", exc.strerror or str(exc)) from None
+        data = safeyaml.load(path)
+    except safeyaml.YamlInputError as exc:
+        raise _fail(path, exc.where, exc.message) from None
     if not isinstance(data, dict):
         raise _fail(path, "top level", "expected a mapping")
-    return data
+    return _string_keys(path, "", data)
 
 
 def load(path: Path) -> Profile:
@@ -244,20 +294,21 @@ def load(path: Path) -> Profile:
     data = _read_yaml(path)
     for key in data:
         if key not in TOP_KEYS:
-            raise _fail(path, str(key), f"unknown key; known: {', '.join(sorted(TOP_KEYS))}")
+            raise _fail(path, _name(key), f"unknown key; known: {', '.join(sorted(TOP_KEYS))}")
     for key in ("title", "os"):
         if not isinstance(data.get(key), str) or not data[key].strip():
             raise _fail(path, key, "missing (a non-empty string is required)")
+        _text(path, key, data[key], 200)
     if data["os"] not in OSES:
-        raise _fail(path, "os", f"expected one of {', '.join(OSES)}, got {data['os']!r}")
+        raise _fail(path, "os", f"expected one of {', '.join(OSES)}, got {_name(data['os'])}")
     name = data.get("name", path.stem)
     if name != path.stem:
-        raise _fail(path, "name", f"{name!r} differs from the file name {path.stem!r}")
-    sources = {str(k): str(v) for k, v in _mapping(path, "sources", data.get("sources")).items()}
-    expect = {str(k): _expectation(path, str(k), v, sources)
-              for k, v in _mapping(path, "expect", data.get("expect")).items()}
+        raise _fail(path, "name", f"{_name(name)} differs from the file name {path.stem!r}")
+    sources = _sources(path, data.get("sources"))
+    expect = {k: _expectation(path, k, v, sources) for k, v in _mapping(path, "expect", data.get("expect")).items()}
+    description = _text(path, "description", data.get("description", ""))
     return Profile(name=name, title=data["title"].strip(), os=data["os"], path=path,
-                   description=str(data.get("description", "")).strip(), sources=sources,
+                   description=description.strip(), sources=sources,
                    settings=_settings(path, data["os"], data.get("settings"), sources),
                    linux=_linux_pins(path, data.get("linux")), expect=expect)
 

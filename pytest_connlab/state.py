@@ -32,6 +32,8 @@ class ConnlabState:
     results: list[dict[str, Any]] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    redelivery: Any = None  # the InterruptRedelivery hook, while installed
+    output_problems: list[str] = field(default_factory=list)  # e.g. a --lab-json that could not be written
 
     def get_factory(self) -> LabFactory:
         """The session's factory, made on first use (a run with no lab test makes none)."""

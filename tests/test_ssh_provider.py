@@ -183,3 +183,34 @@ def test_windows_hosts_skip_lab_tests_and_point_to_connlab_windows_apply(pyteste
                                            "-p", "no:cacheprovider")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*server run Windows*connlab windows apply PROFILE*"])
+
+
+def test_the_agent_folder_is_made_fresh_and_private_never_taken_over(inventory, tmp_path):
+    """Another user's folder at the old fixed path, or anywhere, is never used: each lab gets a
+    new mktemp -d folder (0700, the login user's)."""
+    from pytest_connlab.providers.base import ProviderUnavailable
+    from pytest_connlab.providers.ssh import make_agent_dir
+    from pytest_connlab.topology import HostSpec, Nic
+    lab = "connlab-0badc0de-main-1"
+    squatted = Path("/var/tmp/connlab") / lab
+    squatted.mkdir(parents=True, exist_ok=True)
+    os.chown(squatted, 65534, 65534)
+    entry = next(h for h in load_inventory(inventory) if h.role == "server")
+    client = connect(entry)
+    made = []
+    try:
+        spec = HostSpec("server", "server", (Nic("lab", "lan", entry.lab_addresses),))
+        for _ in range(2):
+            made.append(Path(make_agent_dir(SshHost(spec, entry, client, "", lab))))
+        assert made[0] != made[1] and squatted not in made
+        for folder in made:
+            info = folder.stat()
+            assert folder.parent == Path(REMOTE_ROOT) and folder.name.startswith(f"connlab-{lab}.")
+            assert (info.st_uid, info.st_mode & 0o777) == (0, 0o700)
+        with pytest.raises(ProviderUnavailable, match="is not a lab name"):
+            make_agent_dir(SshHost(spec, entry, client, "", "../../etc"))
+    finally:
+        client.close()
+        for folder in made:
+            folder.rmdir()
+        squatted.rmdir()

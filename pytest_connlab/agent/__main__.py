@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--over-status", choices=("403.9", "503"), default="503")
     s.add_argument("--delay", type=float, default=0.0, help="http: seconds before each answer")
     s.add_argument("--threads", type=int, default=0, help="threaded: worker threads")
+    s.add_argument("--one-cpu", action="store_true", help="run on the lowest CPU this process may use")
     b = sub.add_parser("burst", help="start many connects at once and hold them")
     b.add_argument("--target", type=_target, required=True)
     b.add_argument("--sources", default="")
@@ -68,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=float, default=3.0)
     c.add_argument("--port-pool", choices=PORT_POOLS, default="per-destination")
     c.add_argument("--workers", type=int, default=1, help="processes sharing the port pool")
+    c.add_argument("--one-cpu", action="store_true", help="run on the lowest CPU this process may use")
     o = sub.add_parser("open", help="open connections and hold them")
     o.add_argument("--target", type=_target, required=True)
     o.add_argument("--sources", default="", help="comma-separated source IPs")
@@ -131,8 +133,16 @@ def _strip_count(raw: list[str]) -> list[str]:
     return out
 
 
+def _pin_to_one_cpu() -> None:
+    """Run on one CPU, so this process's sockets and the softirq work its packets cause on a
+    veth (handled on the sending CPU) never run on two CPUs at once."""
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "one_cpu", False):
+        _pin_to_one_cpu()
     if args.role == "server":
         if args.nofile:
             set_nofile(args.nofile)

@@ -1,14 +1,34 @@
-"""Sysctl role: read and write /proc/sys keys of the namespace the agent runs in."""
+"""Sysctl role: read and write /proc/sys keys of the namespace the agent runs in.
+
+The controller checks every key against its grammar; the agent checks again, on its
+own, before it opens anything: a key must be dotted parts of ``[a-z0-9_-]``, and its
+path must resolve under ``/proc/sys/net/`` (writes) or ``/proc/sys/`` (reads). No key
+of any shape can name a file elsewhere.
+"""
 from __future__ import annotations
 
 import os
+import re
+
+PROC_SYS = "/proc/sys"
+WRITABLE_ROOTS = ("net",)  # a lab shares the host's kernel: only its network namespace is its own
+_PART = re.compile(r"[a-z0-9_-]+")
 
 
-def path_of(key: str) -> str:
-    """``net.core.somaxconn`` -> ``/proc/sys/net/core/somaxconn``."""
-    if not key or ".." in key or key.startswith(("/", ".")):
+def path_of(key: str, roots: tuple[str, ...] | None = None) -> str:
+    """``net.core.somaxconn`` -> ``/proc/sys/net/core/somaxconn``; ValueError for anything that is
+    not a sysctl key, or (with ``roots``) not under one of those subtrees."""
+    parts = key.split(".") if isinstance(key, str) else []
+    if len(parts) < 2 or not all(_PART.fullmatch(p) for p in parts):
         raise ValueError(f"not a sysctl key: {key!r}")
-    return os.path.join("/proc/sys", *key.split("."))
+    if roots is not None and parts[0] not in roots:
+        raise ValueError(f"refused: {key!r} is not under {', '.join(r + '.' for r in roots)}")
+    path = os.path.join(PROC_SYS, *parts)
+    real = os.path.realpath(path)
+    allowed = [os.path.join(PROC_SYS, r) for r in roots] if roots is not None else [PROC_SYS]
+    if not any(real.startswith(a + os.sep) for a in allowed):
+        raise ValueError(f"refused: {key!r} resolves to {real}, outside {' or '.join(allowed)}")
+    return real
 
 
 def read(key: str) -> str:
@@ -18,8 +38,11 @@ def read(key: str) -> str:
 
 
 def write(key: str, value: str) -> None:
-    """Write one value; the kernel validates it."""
-    with open(path_of(key), "w") as f:
+    """Write one value under /proc/sys/net; the kernel validates it."""
+    if not isinstance(value, str) or "\n" in value.strip() or len(value) > 4096:
+        raise ValueError(f"refused: value for {key!r} must be one line of text")
+    fd = os.open(path_of(key, WRITABLE_ROOTS), os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "w") as f:
         f.write(value)
 
 
@@ -28,11 +51,12 @@ def apply(assignments: dict[str, str]) -> dict[str, object]:
     previous: dict[str, str] = {}
     for key, value in assignments.items():
         try:
+            path_of(key, WRITABLE_ROOTS)  # refused before anything is read or written
             previous[key] = read(key)
             write(key, value)
             if read(key) != " ".join(value.split()):
                 return {"previous": previous, "error": {"key": key, "message":
                         f"kernel kept {read(key)!r} after writing {value!r}"}}
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, TypeError) as exc:
             return {"previous": previous, "error": {"key": key, "message": str(exc)}}
     return {"previous": previous, "error": None}

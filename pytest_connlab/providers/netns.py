@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..sysctlkeys import check_lab_key
 from ..topology import HostSpec, Topology
 from . import nsexec
 from .base import Host, ProviderUnavailable, local_agent_argv
@@ -108,6 +109,8 @@ class NetnsProvider:
         """Create ``host``'s namespace from inside ``parent_ns`` with the birth sysctls set there
         (tcp_child_ehash_entries is read from the creator's namespace), then read back what the
         new namespace was born with."""
+        for key in host.spec.birth:
+            check_lab_key(key)
         parent_fd = os.open(str(nsexec.NETNS_DIR / parent_ns), os.O_RDONLY | os.O_CLOEXEC)
         try:
             def in_parent(argv: list[str]) -> subprocess.CompletedProcess[bytes]:

@@ -9,6 +9,7 @@ teardown (``disposable_hosts = False``), and the upload is deleted.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -25,7 +26,7 @@ from .agentfiles import agent_files
 from .base import Host, ProviderUnavailable
 from .sshproc import ChannelProcess
 
-REMOTE_ROOT = "/var/tmp/connlab"
+REMOTE_ROOT = "/var/tmp"  # each lab's agent goes into a fresh connlab-<lab>.XXXXXXXX made by mktemp -d
 CONNECT_TIMEOUT = 15.0
 
 
@@ -37,6 +38,7 @@ class SshHost:
     entry: InventoryHost
     client: Any
     agent_dir: str
+    lab: str = ""  # the lab's name
     label: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -91,6 +93,32 @@ def connect(entry: InventoryHost) -> Any:
     if transport is not None:
         transport.set_keepalive(15)  # a dead controller's sessions end, and with them the agents
     return client
+
+
+def _remote(host: SshHost, command: str) -> tuple[int, str]:
+    _, out, err = host.client.exec_command(command, timeout=30)
+    status = out.channel.recv_exit_status()
+    return status, (out.read() + err.read()).decode(errors="replace").strip()
+
+
+def make_agent_dir(host: SshHost) -> str:
+    """A folder made fresh on the host for this lab's agent: ``mktemp -d`` in /var/tmp (mode 0700,
+    owned by the login user, never one that existed before), checked after it is made."""
+    if not re.fullmatch(r"[a-z0-9-]{1,80}", host.lab or ""):
+        raise ProviderUnavailable(f"connlab: {host.label}: {host.lab!r} is not a lab name")
+    template = f"{REMOTE_ROOT}/connlab-{host.lab}.XXXXXXXX"
+    status, text = _remote(host, f"umask 077 && mktemp -d {shlex.quote(template)}")
+    folder = text.splitlines()[-1] if status == 0 and text else ""
+    if not folder.startswith(f"{REMOTE_ROOT}/connlab-{host.lab}.") or "/" in folder[len(REMOTE_ROOT) + 1:]:
+        raise ProviderUnavailable(f"connlab: {host.label}: cannot make a folder for the agent in {REMOTE_ROOT}: "
+                                  f"{text or status}")
+    status, owner = _remote(host, f"stat -c '%u %a %F' {shlex.quote(folder)} && id -u")
+    fields = owner.split()
+    if status != 0 or len(fields) < 4 or fields[0] != fields[-1] or fields[1] != "700" or fields[2] != "directory":
+        _remote(host, f"rmdir {shlex.quote(folder)}")
+        raise ProviderUnavailable(f"connlab: {host.label}: {folder} is not a fresh folder of the login user "
+                                  f"({owner}); refused")
+    return folder
 
 
 def require_star(topology: Topology, who: str) -> None:
@@ -169,7 +197,7 @@ class SshProvider:
         try:
             for spec, entry in pairs:
                 client = connect(entry)
-                host = SshHost(spec, entry, client, f"{REMOTE_ROOT}/{prefix}")
+                host = SshHost(spec, entry, client, "", prefix)
                 hosts.append(host)
                 self.upload_agent(host)
         except BaseException:
@@ -179,10 +207,11 @@ class SshProvider:
 
     @staticmethod
     def upload_agent(host: SshHost) -> None:
-        """Copy the agent into the host's agent folder over SFTP."""
+        """Copy the agent over SFTP into a folder made fresh for this lab (see make_agent_dir)."""
+        host.agent_dir = make_agent_dir(host)
         sftp = host.client.open_sftp()
         try:
-            made: set[str] = set()
+            made: set[str] = {host.agent_dir}
             for name, data in agent_files():
                 remote = f"{host.agent_dir}/{name}"
                 folder = remote.rsplit("/", 1)[0]
@@ -201,6 +230,9 @@ class SshProvider:
         """Delete the uploaded agent and close the sessions (the lab restored the settings)."""
         for host in hosts:
             if not isinstance(host, SshHost):
+                continue
+            if not host.agent_dir:
+                host.client.close()
                 continue
             try:
                 _, out, _ = host.client.exec_command(f"rm -rf {shlex.quote(host.agent_dir)}", timeout=30)

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..image import DEFAULT_IMAGE
 from ..inventory import InventoryHost
-from ..reaper import LOCK_DIR
+from ..reaper import LOCK_DIR, private_dir
 from ..topology import Topology
 from .base import Host, ProviderUnavailable
 from .docker import run_of
@@ -98,8 +98,8 @@ class VagrantProvider:
 
     def realise(self, topology: Topology, prefix: str) -> list[Host]:
         require_star(topology, "the vagrant provider")
-        work = WORK_ROOT / prefix
-        work.mkdir(parents=True, exist_ok=True)
+        work = private_dir(WORK_ROOT) / prefix
+        work.mkdir(mode=0o700, exist_ok=True)
         hosts: list[SshHost] = []
         try:
             self._write_spec(work, topology, prefix)
@@ -117,7 +117,7 @@ class VagrantProvider:
                 entry = InventoryHost(name=spec.name, address=cfg["HostName"], port=int(cfg["Port"]),
                                       user=cfg["User"], key=work / "id_ed25519", known_hosts=known_hosts,
                                       role=spec.role, os="linux", lab_addresses=spec.addresses)
-                host = SshHost(spec, entry, connect(entry), f"/var/tmp/connlab/{prefix}")
+                host = SshHost(spec, entry, connect(entry), "", prefix)
                 hosts.append(host)
                 SshProvider.upload_agent(host)
                 self._add_addresses(host, topology)
@@ -176,12 +176,12 @@ class VagrantProvider:
         for host in hosts:
             if isinstance(host, SshHost):
                 host.client.close()
-                prefixes.add(host.agent_dir.rstrip("/").rsplit("/", 1)[1])
+                prefixes.add(host.lab)
         for prefix in sorted(prefixes):
             self._destroy_work(WORK_ROOT / prefix)
 
     def describe_access(self, host: Host) -> str:
-        prefix = host.agent_dir.rsplit("/", 1)[1] if isinstance(host, SshHost) else "?"
+        prefix = host.lab if isinstance(host, SshHost) else "?"
         return (f"VAGRANT_CWD={self.vagrant_dir} VAGRANT_DOTFILE_PATH={WORK_ROOT / prefix / 'dot'} "
                 f"CONNLAB_VAGRANT_SPEC={WORK_ROOT / prefix / 'spec.json'} vagrant ssh {host.spec.name}")
 

@@ -1,8 +1,15 @@
-"""``--lab-json PATH``: every observation of the run, for tracking limits from run to run."""
+"""``--lab-json PATH``: every observation of the run, for tracking limits from run to run.
+
+The path is checked when the run starts (its folder must exist and be writable, and the
+path must not be a folder or a link). The file is written through a temporary file made
+exclusively in the same folder and renamed over the path: a reader never sees half a
+file, and no link planted anywhere is ever followed.
+"""
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -10,14 +17,52 @@ FIELDS = ("test", "profile", "provider", "limit", "expected", "observed", "ended
           "fidelity", "verdict", "duration_s")
 
 
-def write(path: Path, run_id: str, results: list[dict[str, Any]]) -> None:
-    """Write the results atomically (a reader never sees half a file)."""
+class JsonPathError(Exception):
+    """--lab-json names a path that cannot be written; the message says why."""
+
+
+def check_target(path: Path) -> Path:
+    """``path`` made absolute when it can be written at the end of the run; JsonPathError otherwise."""
+    target = Path(os.path.abspath(path))
+    folder = target.parent
+    if not str(path).strip() or target.name in ("", ".", ".."):
+        raise JsonPathError(f"{str(path)!r} is not a file path")
+    if not folder.is_dir():
+        raise JsonPathError(f"{folder}: no such folder (connlab does not create it)")
+    try:  # a file made and removed says more than access(), which is always yes for root
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise JsonPathError(f"{folder}: not writable ({exc.strerror or exc})") from None
+    if target.is_symlink():
+        raise JsonPathError(f"{target} is a symbolic link; connlab never writes through a link")
+    if target.exists() and not target.is_file():
+        raise JsonPathError(f"{target} exists and is not a regular file")
+    return target
+
+
+def render(run_id: str, results: list[dict[str, Any]]) -> str:
+    """The JSON text of the run's results."""
     entries = []
     for r in results:
         entry = {key: r.get(key) for key in FIELDS}
         entry["detail"] = {k: v for k, v in r.items() if k not in FIELDS}
         entries.append(entry)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"run_id": run_id, "results": entries}, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    return json.dumps({"run_id": run_id, "results": entries}, indent=2, sort_keys=False) + "\n"
+
+
+def write(path: Path, run_id: str, results: list[dict[str, Any]]) -> None:
+    """Write the results atomically; OSError or JsonPathError (nothing left behind) when that fails."""
+    target = check_target(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(render(run_id, results))
+            f.flush()
+            os.fchmod(f.fileno(), 0o644)
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,140 @@
+"""The plugin's command-line options and ini keys: declared, then read back checked.
+
+Every value is untrusted: an option given empty, a name that is not one, a path that
+cannot be used, is a ``pytest.UsageError`` naming the option, never a silent default.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .image import DEFAULT_IMAGE
+from .providers import PROVIDERS
+from .report.jsonfile import JsonPathError, check_target
+
+DEFAULT_LAB = "linux-default"
+# docker's image reference grammar, loosely: repository[:tag][@digest]
+IMAGE_REFERENCE = re.compile(r"[a-z0-9][a-z0-9._/-]{0,200}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?")
+VAGRANT_PROVIDERS = ("docker", "libvirt", "virtualbox")
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Declare the options and ini keys."""
+    group = parser.getgroup("connlab", "connection-limit labs (pytest-connlab)")
+    group.addoption("--lab", dest="connlab_lab", metavar="NAME[,NAME]|all", default=None,
+                    help=f"lab profile(s) to run lab tests on (default: {DEFAULT_LAB}); 'all' for every profile")
+    group.addoption("--lab-provider", dest="connlab_provider", metavar="NAME", default=None,
+                    help=f"how lab hosts are made: {', '.join(PROVIDERS)} (default: ini connlab_provider or netns)")
+    group.addoption("--lab-image", dest="connlab_image", metavar="IMAGE", default=None,
+                    help="docker provider: the image of lab hosts (default: ini connlab_docker_image "
+                         "or connlab-lab:latest, built by `connlab image build`); any image with python3")
+    group.addoption("--lab-inventory", dest="connlab_inventory", metavar="PATH", default=None,
+                    help="ssh provider: the YAML inventory of hosts (default: ini connlab_inventory)")
+    group.addoption("--lab-vagrant-dir", dest="connlab_vagrant_dir", metavar="DIR", default=None,
+                    help="vagrant provider: the folder with the Vagrantfile (default: ini "
+                         "connlab_vagrant_dir or the rootdir)")
+    group.addoption("--lab-keep", dest="connlab_keep", action="store_true",
+                    help="keep the lab of a failed test for inspection; print how to enter and remove it")
+    group.addoption("--lab-json", dest="connlab_json", metavar="PATH", default=None,
+                    help="write every observation of the run to PATH as JSON (its folder must exist)")
+    parser.addini("connlab_labs", type="paths", default=[],
+                  help="folders with your own lab profiles (*.yaml); they shadow shipped ones of the same name")
+    parser.addini("connlab_provider", default="netns", help="default --lab-provider")
+    parser.addini("connlab_docker_image", default=DEFAULT_IMAGE, help="default --lab-image")
+    parser.addini("connlab_inventory", default="", help="default --lab-inventory")
+    parser.addini("connlab_vagrant_dir", default="", help="default --lab-vagrant-dir")
+    parser.addini("connlab_vagrant_provider", default="docker",
+                  help="the provider vagrant makes lab machines with: docker (default), libvirt, virtualbox")
+
+
+def _given(config: pytest.Config, dest: str, flag: str) -> str | None:
+    """An option's value as typed, or None when it was not given; UsageError when given empty."""
+    value: Any = config.getoption(dest)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise pytest.UsageError(f"{flag}: given empty; leave the option out for its default")
+    if not value.isprintable():
+        raise pytest.UsageError(f"{flag}: {value!r} has characters that cannot be printed")
+    return value
+
+
+def value(config: pytest.Config, dest: str, flag: str, ini: str) -> str:
+    """The option if given, else the ini key (which may be empty)."""
+    given = _given(config, dest, flag)
+    if given is not None:
+        return given
+    from_ini: Any = config.getini(ini)
+    if not isinstance(from_ini, str):
+        raise pytest.UsageError(f"ini {ini}: expected one value")
+    return from_ini.strip()
+
+
+def selected_labs(config: pytest.Config, names: list[str]) -> list[str]:
+    """The profiles --lab names, checked against those that exist."""
+    option = _given(config, "connlab_lab", "--lab")
+    if option is None:
+        return [DEFAULT_LAB]
+    wanted = [n.strip() for n in option.split(",")]
+    if any(not n for n in wanted):
+        raise pytest.UsageError(f"--lab: {option!r} has an empty name; give NAME[,NAME] or all")
+    if wanted == ["all"]:
+        return names
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        shown = ", ".join(n if " " not in n else repr(n) for n in unknown)
+        raise pytest.UsageError(f"--lab: unknown lab {shown}; known: {', '.join(names)}, or all")
+    return list(dict.fromkeys(wanted))
+
+
+def provider_name(config: pytest.Config) -> str:
+    """--lab-provider (or ini connlab_provider), one of the known providers."""
+    name = value(config, "connlab_provider", "--lab-provider", "connlab_provider") or "netns"
+    if name not in PROVIDERS:
+        raise pytest.UsageError(f"--lab-provider: unknown provider {name!r}; known: {', '.join(PROVIDERS)}")
+    return name
+
+
+def docker_image(config: pytest.Config) -> str:
+    """--lab-image (or ini connlab_docker_image), shaped like an image reference."""
+    image = value(config, "connlab_image", "--lab-image", "connlab_docker_image") or DEFAULT_IMAGE
+    if not IMAGE_REFERENCE.fullmatch(image):
+        raise pytest.UsageError(f"--lab-image: {image!r} is not an image reference (repository[:tag])")
+    return image
+
+
+def inventory_path(config: pytest.Config) -> Path | None:
+    """--lab-inventory (or ini connlab_inventory) as a path, or None."""
+    text = value(config, "connlab_inventory", "--lab-inventory", "connlab_inventory")
+    return Path(text) if text else None
+
+
+def vagrant_dir(config: pytest.Config, provider: str) -> Path:
+    """--lab-vagrant-dir (or ini, or the rootdir); with the vagrant provider it must be a folder."""
+    text = value(config, "connlab_vagrant_dir", "--lab-vagrant-dir", "connlab_vagrant_dir")
+    folder = Path(text) if text else Path(config.rootpath)
+    if provider == "vagrant" and not folder.is_dir():
+        raise pytest.UsageError(f"--lab-vagrant-dir: {folder} is not a folder")
+    return folder
+
+
+def vagrant_provider(config: pytest.Config) -> str:
+    """ini connlab_vagrant_provider, one of the providers the Vagrantfile defines."""
+    name = str(config.getini("connlab_vagrant_provider")).strip() or "docker"
+    if name not in VAGRANT_PROVIDERS:
+        raise pytest.UsageError(f"ini connlab_vagrant_provider: {name!r}; known: {', '.join(VAGRANT_PROVIDERS)}")
+    return name
+
+
+def json_path(config: pytest.Config) -> Path | None:
+    """--lab-json as an absolute path that can be written at the end of the run, or None."""
+    text = _given(config, "connlab_json", "--lab-json")
+    if text is None:
+        return None
+    try:
+        return check_target(Path(text))
+    except JsonPathError as exc:
+        raise pytest.UsageError(f"--lab-json: {exc}") from None

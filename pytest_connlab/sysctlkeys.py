@@ -1,0 +1,55 @@
+"""The one grammar of sysctl keys, for every place a key enters: profiles, pins, markers,
+the emulation map and every provider.
+
+A key is a dotted name of parts made of ``[a-z0-9_-]`` (no empty part, no ``/``, no
+``..``) under a subtree the provider may change. Namespace providers (netns, docker)
+share the host's kernel, so only ``net.*`` keys are theirs, and of those only the ones a
+child network namespace owns: the host-wide ones are refused with the reason. The agent
+checks the path again before it opens anything (``agent/sysctl.py``).
+"""
+from __future__ import annotations
+
+import re
+
+PART = re.compile(r"[a-z0-9_-]+")
+NAMESPACE_ROOTS = ("net",)  # what a lab that shares the host's kernel may set
+MAX_KEY_LENGTH = 200
+# net.* keys that a child network namespace cannot set: read-only there, or absent, or shared by
+# every namespace of the kernel. A lab never changes them silently.
+HOST_GLOBAL_SYSCTLS = frozenset({
+    "net.netfilter.nf_conntrack_max", "net.netfilter.nf_conntrack_buckets", "net.ipv4.tcp_mem",
+    "net.ipv4.tcp_max_orphans", "net.core.netdev_max_backlog", "net.nf_conntrack_max",
+    "net.ipv4.udp_mem", "net.core.netdev_budget",
+})
+
+
+class SysctlKeyError(ValueError):
+    """A key outside the grammar, outside the allowed subtree, or host-wide; says which and why."""
+
+
+def check_key(key: object, roots: tuple[str, ...] = NAMESPACE_ROOTS) -> str:
+    """``key`` when it is a well-formed sysctl name under one of ``roots``; SysctlKeyError otherwise."""
+    if not isinstance(key, str):
+        raise SysctlKeyError(f"a sysctl key is a string, got {type(key).__name__}")
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise SysctlKeyError(f"a sysctl key has 1 to {MAX_KEY_LENGTH} characters")
+    parts = key.split(".")
+    bad = next((p for p in parts if not PART.fullmatch(p)), None)
+    if bad is not None or len(parts) < 2:
+        what = "an empty part" if bad == "" else (f"the part {bad!r}" if bad is not None else "one part")
+        raise SysctlKeyError(f"{key!r} is not a sysctl key ({what}): a key is dotted parts of a-z, 0-9, "
+                             "'_' and '-', e.g. net.ipv4.tcp_fin_timeout")
+    if parts[0] not in roots:
+        raise SysctlKeyError(f"{key!r} is not under {', '.join(r + '.' for r in roots)}: only network "
+                             "namespace (net.*) sysctls belong to a lab; other keys are host-wide and a lab "
+                             "never changes them")
+    return key
+
+
+def check_lab_key(key: object, roots: tuple[str, ...] = NAMESPACE_ROOTS) -> str:
+    """``check_key``, and refuse the net.* keys a child network namespace shares with the host."""
+    checked = check_key(key, roots)
+    if roots == NAMESPACE_ROOTS and checked in HOST_GLOBAL_SYSCTLS:
+        raise SysctlKeyError(f"{checked} is host-wide (read-only or absent in a lab namespace, shared by "
+                             "every namespace of the kernel); connlab never changes it silently")
+    return checked

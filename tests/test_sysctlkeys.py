@@ -1,0 +1,39 @@
+"""The one sysctl key grammar: what it lets through and what it refuses, and why."""
+import pytest
+
+from pytest_connlab.catalog import LIMIT_KNOBS
+from pytest_connlab.sysctlkeys import HOST_GLOBAL_SYSCTLS, SysctlKeyError, check_key, check_lab_key
+
+
+@pytest.mark.parametrize("key", ["net.core.somaxconn", "net.ipv4.conf.all.rp_filter", "net.ipv4.tcp_tw_reuse_delay",
+                                 "net.ipv6.conf.veth-a.forwarding", "net.netfilter.nf_conntrack_tcp_timeout_syn_sent"])
+def test_namespace_keys_pass(key):
+    assert check_lab_key(key) == key
+
+
+@pytest.mark.parametrize("key, why", [
+    ("net./tmp/x", "the part '/tmp/x'"), ("net.core/../../x", "the part 'core/'"), ("net..core", "an empty part"),
+    ("net.", "an empty part"), ("net", "one part"), ("kernel.domainname", "not under net."),
+    ("fs.nr_open", "not under net."), ("net.Core.x", "the part 'Core'"), (7, "a string"),
+])
+def test_bad_keys_are_refused_with_the_reason(key, why):
+    with pytest.raises(SysctlKeyError, match=__import__("re").escape(why)):
+        check_lab_key(key)
+
+
+def test_host_wide_keys_are_refused_on_a_namespace_but_well_formed():
+    for key in HOST_GLOBAL_SYSCTLS:
+        check_key(key)
+        with pytest.raises(SysctlKeyError, match="host-wide"):
+            check_lab_key(key)
+
+
+def test_a_provider_with_its_own_kernel_may_widen_the_subtree():
+    assert check_key("fs.nr_open", roots=("net", "fs")) == "fs.nr_open"
+
+
+def test_every_knob_the_catalog_names_follows_the_grammar():
+    for knobs in LIMIT_KNOBS.values():
+        for key in knobs:
+            if not key.startswith("rlimit."):
+                check_lab_key(key)
