@@ -110,7 +110,7 @@ def cmd_windows_apply(args: argparse.Namespace) -> int:
     plan = plan_for(_profile(args))
     for host in _windows_hosts(args.inventory):
         state = _state_file(args.inventory, host.name)
-        if state.exists():
+        if os.path.lexists(state):
             print(f"connlab: {host.name}: {state} exists (settings applied before); "
                   "run `connlab windows restore` first", file=sys.stderr)
             return 2

@@ -14,6 +14,7 @@ against a stand-in for reg.exe and netsh, but no Windows host has run them yet
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from collections.abc import Callable
@@ -224,7 +225,10 @@ def ssh_runner(client: Any, timeout: float = 60.0) -> Runner:
 
 
 def save(applied: AppliedSettings, path: Path) -> None:
-    path.write_text(json.dumps(applied.to_json(), indent=1))
+    """Write the restore file; made exclusively, so nothing there (a link included) is followed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(applied.to_json(), indent=1))
 
 
 def load(path: Path) -> AppliedSettings:
