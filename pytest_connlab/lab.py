@@ -83,7 +83,8 @@ class Lab:
             try:
                 previous = host.finish_sysctls(proc)
             except LabSetupError as exc:
-                where = self.profile.origin_of(exc.key) if exc.key else str(self.profile.path)
+                origin = self.profile.origin_of(exc.key) if exc.key else str(self.profile.path)
+                where = f"profile {origin}" if origin == str(self.profile.path) else origin
                 failure = failure or LabSetupError(f"{where}: {exc}", key=exc.key)
                 continue
             self._undo.append((f"sysctls on {host.name}", self._sysctl_undo(host, previous)))

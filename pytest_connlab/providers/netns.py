@@ -109,7 +109,7 @@ class NetnsProvider:
         """Create ``host``'s namespace from inside ``parent_ns`` with the birth sysctls set there
         (tcp_child_ehash_entries is read from the creator's namespace), then read back what the
         new namespace was born with."""
-        for key in host.spec.birth:
+        for key in dict(host.spec.birth):
             check_lab_key(key)
         parent_fd = os.open(str(nsexec.NETNS_DIR / parent_ns), os.O_RDONLY | os.O_CLOEXEC)
         try:
