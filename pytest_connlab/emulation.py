@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from .sysctlkeys import check_lab_key
-
 FIDELITIES = ("exact", "approximate", "none")
 
 
@@ -32,13 +30,13 @@ class Knobs:
     scoped: dict[str, int] = field(default_factory=dict)  # settings a probe applies itself
 
     def add_sysctl(self, role: str, key: str, value: str) -> None:
-        self.sysctls.setdefault(role, {})[check_lab_key(key)] = value
+        self.sysctls.setdefault(role, {})[key] = value
 
     def add_nft(self, role: str, fragment: str) -> None:
         self.nft.setdefault(role, []).append(fragment)
 
     def add_birth(self, role: str, key: str, value: str) -> None:
-        self.birth.setdefault(role, {})[check_lab_key(key)] = value
+        self.birth.setdefault(role, {})[key] = value
 
     def merge(self, other: Knobs) -> None:
         for role, values in other.sysctls.items():

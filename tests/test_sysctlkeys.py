@@ -2,6 +2,7 @@
 import pytest
 
 from pytest_connlab.catalog import LIMIT_KNOBS
+from pytest_connlab.profiles import discover
 from pytest_connlab.sysctlkeys import HOST_GLOBAL_SYSCTLS, SysctlKeyError, check_key, check_lab_key
 
 
@@ -30,6 +31,16 @@ def test_host_wide_keys_are_refused_on_a_namespace_but_well_formed():
 
 def test_a_provider_with_its_own_kernel_may_widen_the_subtree():
     assert check_key("fs.nr_open", roots=("net", "fs")) == "fs.nr_open"
+
+
+def test_every_key_the_emulation_map_and_the_shipped_profiles_set_follows_the_grammar():
+    """The grammar is enforced where keys leave the controller (LabHost.start_sysctls, the netns
+    birth path); the emulation map's own keys are checked here, for every shipped profile."""
+    for profile in discover([]).values():
+        knobs = profile.knobs()
+        for values in (*knobs.sysctls.values(), *knobs.birth.values()):
+            for key in values:
+                check_lab_key(key)
 
 
 def test_every_knob_the_catalog_names_follows_the_grammar():

@@ -31,32 +31,38 @@ def path_of(key: str, roots: tuple[str, ...] | None = None) -> str:
     return real
 
 
-def read(key: str) -> str:
-    """The value as the kernel prints it, whitespace folded to single spaces."""
-    with open(path_of(key)) as f:
+def _read_path(path: str) -> str:
+    with open(path) as f:
         return " ".join(f.read().split())
 
 
-def write(key: str, value: str) -> None:
-    """Write one value under /proc/sys/net; the kernel validates it."""
+def _write_path(key: str, path: str, value: str) -> None:
     if not isinstance(value, str) or "\n" in value.strip() or len(value) > 4096:
         raise ValueError(f"refused: value for {key!r} must be one line of text")
-    fd = os.open(path_of(key, WRITABLE_ROOTS), os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     with os.fdopen(fd, "w") as f:
         f.write(value)
 
 
+def read(key: str) -> str:
+    """The value as the kernel prints it, whitespace folded to single spaces."""
+    return _read_path(path_of(key))
+
+
 def apply(assignments: dict[str, str]) -> dict[str, object]:
-    """Set each key; return the previous values, or the first error naming its key."""
+    """Set each key (only under /proc/sys/net; the kernel validates the value); return the
+    previous values, or the first error naming its key. A refused key is refused before
+    anything is read or written."""
     previous: dict[str, str] = {}
     for key, value in assignments.items():
         try:
-            path_of(key, WRITABLE_ROOTS)  # refused before anything is read or written
-            previous[key] = read(key)
-            write(key, value)
-            if read(key) != " ".join(value.split()):
+            path = path_of(key, WRITABLE_ROOTS)
+            previous[key] = _read_path(path)
+            _write_path(key, path, value)
+            now = _read_path(path)
+            if now != " ".join(value.split()):
                 return {"previous": previous, "error": {"key": key, "message":
-                        f"kernel kept {read(key)!r} after writing {value!r}"}}
+                        f"kernel kept {now!r} after writing {value!r}"}}
         except (OSError, ValueError, TypeError) as exc:
             return {"previous": previous, "error": {"key": key, "message": str(exc)}}
     return {"previous": previous, "error": None}

@@ -28,9 +28,10 @@ if TYPE_CHECKING:
 TIMEWAIT_LEN_S = 60  # include/net/tcp.h
 # inet_twsk_alloc() (net/ipv4/inet_timewait_sock.c) checks the namespace's TIME_WAIT count against
 # tcp_max_tw_buckets and adds one later, with no lock between: two CPUs that both read limit - 1 both
-# get an entry, and the count ends at limit + 1 (seen: 101 of 100 in 4 of 20 loaded runs with two churn
-# workers). The entries are made in softirq on the CPU that sent the packet (a veth hands packets to
-# its own CPU's backlog), so one churn process and the server, both on one CPU, make them one at a time.
+# get an entry, and the count ends at limit + 1 (reported: 101 of 100 in 4 of 20 loaded runs; measured
+# here with two unpinned churn workers: 1 of 150, bench/time_wait_buckets_under_load.py). The entries
+# are made in softirq on the CPU that sent the packet (a veth hands packets to its own CPU's backlog),
+# so one churn process and the server, both on one CPU, make them one at a time.
 ONE_CPU_WHY = ("client churn and server on one CPU: the kernel's tcp_max_tw_buckets check is not atomic "
                "across CPUs (limit + 1 entries when two CPUs pass it at once)")
 

@@ -9,7 +9,6 @@ teardown (``disposable_hosts = False``), and the upload is deleted.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import socket
 import subprocess
@@ -21,6 +20,7 @@ from typing import Any
 
 from ..agent.workers import BOOT
 from ..inventory import InventoryError, InventoryHost, load_inventory
+from ..reaper import LAB_NAME
 from ..topology import HostSpec, Nic, Topology
 from .agentfiles import agent_files
 from .base import Host, ProviderUnavailable
@@ -96,6 +96,7 @@ def connect(entry: InventoryHost) -> Any:
 
 
 def _remote(host: SshHost, command: str) -> tuple[int, str]:
+    """Run a shell command on the host; its exit status and its stdout then stderr."""
     _, out, err = host.client.exec_command(command, timeout=30)
     status = out.channel.recv_exit_status()
     return status, (out.read() + err.read()).decode(errors="replace").strip()
@@ -104,7 +105,7 @@ def _remote(host: SshHost, command: str) -> tuple[int, str]:
 def make_agent_dir(host: SshHost) -> str:
     """A folder made fresh on the host for this lab's agent: ``mktemp -d`` in /var/tmp (mode 0700,
     owned by the login user, never one that existed before), checked after it is made."""
-    if not re.fullmatch(r"[a-z0-9-]{1,80}", host.lab or ""):
+    if not LAB_NAME.fullmatch(host.lab or ""):
         raise ProviderUnavailable(f"connlab: {host.label}: {host.lab!r} is not a lab name")
     template = f"{REMOTE_ROOT}/connlab-{host.lab}.XXXXXXXX"
     status, text = _remote(host, f"umask 077 && mktemp -d {shlex.quote(template)}")
@@ -216,10 +217,9 @@ class SshProvider:
                 remote = f"{host.agent_dir}/{name}"
                 folder = remote.rsplit("/", 1)[0]
                 if folder not in made:
-                    _, out, err = host.client.exec_command(f"mkdir -p {shlex.quote(folder)}", timeout=30)
-                    if out.channel.recv_exit_status() != 0:
-                        raise ProviderUnavailable(f"connlab: {host.label}: cannot make {folder}: "
-                                                  f"{err.read().decode(errors='replace').strip()}")
+                    status, text = _remote(host, f"mkdir -p {shlex.quote(folder)}")
+                    if status != 0:
+                        raise ProviderUnavailable(f"connlab: {host.label}: cannot make {folder}: {text}")
                     made.add(folder)
                 with sftp.open(remote, "wb") as f:
                     f.write(data)
@@ -235,8 +235,7 @@ class SshProvider:
                 host.client.close()
                 continue
             try:
-                _, out, _ = host.client.exec_command(f"rm -rf {shlex.quote(host.agent_dir)}", timeout=30)
-                out.channel.recv_exit_status()
+                _remote(host, f"rm -rf {shlex.quote(host.agent_dir)}")
             except Exception:
                 pass
             host.client.close()

@@ -21,20 +21,23 @@ class JsonPathError(Exception):
     """--lab-json names a path that cannot be written; the message says why."""
 
 
-def check_target(path: Path) -> Path:
-    """``path`` made absolute when it can be written at the end of the run; JsonPathError otherwise."""
+def check_target(path: Path, probe: bool = True) -> Path:
+    """``path`` made absolute when it can be written at the end of the run; JsonPathError otherwise.
+    ``probe``: also make and remove a file in its folder (``write`` needs no probe: its own
+    temporary file is one)."""
     target = Path(os.path.abspath(path))
     folder = target.parent
     if not str(path).strip() or target.name in ("", ".", ".."):
         raise JsonPathError(f"{str(path)!r} is not a file path")
     if not folder.is_dir():
         raise JsonPathError(f"{folder}: no such folder (connlab does not create it)")
-    try:  # a file made and removed says more than access(), which is always yes for root
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".probe")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise JsonPathError(f"{folder}: not writable ({exc.strerror or exc})") from None
+    if probe:  # a file made and removed says more than access(), which is always yes for root
+        try:
+            fd, made = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".probe")
+            os.close(fd)
+            os.unlink(made)
+        except OSError as exc:
+            raise JsonPathError(f"{folder}: not writable ({exc.strerror or exc})") from None
     if target.is_symlink():
         raise JsonPathError(f"{target} is a symbolic link; connlab never writes through a link")
     if target.exists() and not target.is_file():
@@ -54,7 +57,7 @@ def render(run_id: str, results: list[dict[str, Any]]) -> str:
 
 def write(path: Path, run_id: str, results: list[dict[str, Any]]) -> None:
     """Write the results atomically; OSError or JsonPathError (nothing left behind) when that fails."""
-    target = check_target(path)
+    target = check_target(path, probe=False)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
