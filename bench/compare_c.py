@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import describe  # noqa: E402
-from pytest_connlab.holdplan import plan_hold  # noqa: E402
-from pytest_connlab.lab import Lab  # noqa: E402
+from pytest_connlab.lab.lab import Lab  # noqa: E402
+from pytest_connlab.probes.holdplan import plan_hold  # noqa: E402
 from pytest_connlab.scripted import standalone_lab  # noqa: E402
 
 C_SOURCE = Path(__file__).resolve().parent / "c" / "holdpair.c"

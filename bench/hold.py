@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import describe  # noqa: E402
-from pytest_connlab.reaper import lab_namespaces  # noqa: E402
+from pytest_connlab.lab.reaper import lab_namespaces  # noqa: E402
 from pytest_connlab.scripted import standalone_lab  # noqa: E402
 
 

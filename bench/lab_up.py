@@ -18,10 +18,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import describe  # noqa: E402
-from pytest_connlab.addressing import SubnetAllocator, worker_slice  # noqa: E402
-from pytest_connlab.providers.netns import NetnsProvider  # noqa: E402
-from pytest_connlab.reaper import new_run_id  # noqa: E402
-from pytest_connlab.topology import Topology, TopologyRequest, plan  # noqa: E402
+from pytest_connlab.lab.addressing import SubnetAllocator, worker_slice  # noqa: E402
+from pytest_connlab.lab.providers.netns import NetnsProvider  # noqa: E402
+from pytest_connlab.lab.reaper import new_run_id  # noqa: E402
+from pytest_connlab.lab.topology import Topology, TopologyRequest, plan  # noqa: E402
 
 
 def _ip(args: list[str], script: str) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 import itertools
 from ipaddress import IPv4Network
 
-from .addressing import SubnetAllocator
-from .lab import Lab
-from .profiles import Profile
-from .providers.base import Provider
-from .reaper import NAME_PREFIX, record_kept
-from .topology import TopologyRequest, plan
+from .lab.addressing import SubnetAllocator
+from .lab.lab import Lab
+from .lab.providers.base import Provider
+from .lab.reaper import NAME_PREFIX, record_kept
+from .lab.topology import TopologyRequest, plan
+from .profiles.profile import Profile
 
 
 class LabFactory:

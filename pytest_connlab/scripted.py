@@ -13,15 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .addressing import worker_slice
 from .factory import LabFactory
-from .lab import Lab
-from .profiles import discover
-from .providers import ProviderOptions, get_provider
-from .reaper import RunLock, new_run_id, sweep
-from .topology import TopologyRequest
-
-LABS_DIR = Path(__file__).resolve().parent.parent / "labs"
+from .lab.addressing import worker_slice
+from .lab.lab import Lab
+from .lab.providers import ProviderOptions, get_provider
+from .lab.reaper import RunLock, new_run_id, sweep
+from .lab.topology import TopologyRequest
+from .profiles.profile import builtin_dir, discover
 
 
 def print_progress(text: str) -> None:
@@ -30,9 +28,11 @@ def print_progress(text: str) -> None:
 
 @contextmanager
 def standalone_lab(profile: str, clients: int = 1, ips_per_client: int = 1, router: bool = False,
-                   labs_dir: Path = LABS_DIR, provider: str = "netns",
+                   labs_dir: Path | None = None, provider: str = "netns",
                    options: ProviderOptions | None = None) -> Iterator[Lab]:
-    """Build one lab of ``profile`` from ``labs_dir``; tear it down when the block ends."""
+    """Build one lab of ``profile`` from ``labs_dir`` (or the shipped profiles: ``labs/`` in a
+    checkout, ``pytest_connlab/labs`` in a wheel); tear it down when the block ends."""
+    labs_dir = labs_dir or builtin_dir()
     profiles = discover([labs_dir])
     if profile not in profiles:
         raise SystemExit(f"connlab: unknown lab {profile!r} in {labs_dir}; known: {', '.join(sorted(profiles))}")

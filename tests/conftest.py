@@ -1,7 +1,7 @@
 """Shared fixtures of the project's tests."""
 import pytest
 
-from pytest_connlab.providers import ProviderUnavailable, get_provider
+from pytest_connlab.lab.providers import ProviderUnavailable, get_provider
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import yaml
 
-from pytest_connlab.addressing import SubnetAllocator, worker_slice
-from pytest_connlab.providers.netns import NetnsHost, NetnsProvider
-from pytest_connlab.reaper import RunLock, new_run_id
-from pytest_connlab.topology import TopologyRequest, plan
+from pytest_connlab.lab.addressing import SubnetAllocator, worker_slice
+from pytest_connlab.lab.providers.netns import NetnsHost, NetnsProvider
+from pytest_connlab.lab.reaper import RunLock, new_run_id
+from pytest_connlab.lab.topology import TopologyRequest, plan
 
 SSHD = "/usr/sbin/sshd"
 
@@ -101,5 +101,5 @@ def _wait_listening(hosts: list) -> None:
 
 
 def _entering(host: NetnsHost):  # type: ignore[no-untyped-def]
-    from pytest_connlab.providers import nsexec
+    from pytest_connlab.lab.providers import nsexec
     return nsexec.entering(host.ns_fd)

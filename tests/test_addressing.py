@@ -3,8 +3,8 @@ import ipaddress
 
 import pytest
 
-from pytest_connlab.addressing import LAB_RANGE, AddressSpaceExhausted, SubnetAllocator, worker_slice
-from pytest_connlab.topology import TopologyRequest, plan
+from pytest_connlab.lab.addressing import LAB_RANGE, AddressSpaceExhausted, SubnetAllocator, worker_slice
+from pytest_connlab.lab.topology import TopologyRequest, plan
 
 
 @pytest.mark.parametrize("total", [1, 2, 3, 4, 8, 32])
@@ -56,8 +56,8 @@ def test_a_bad_topology_request_is_refused(kwargs):
 def test_a_router_splits_clients_and_server_into_two_subnets():
     from ipaddress import IPv4Address, IPv4Network
 
-    from pytest_connlab.addressing import SubnetAllocator
-    from pytest_connlab.topology import TopologyRequest, plan
+    from pytest_connlab.lab.addressing import SubnetAllocator
+    from pytest_connlab.lab.topology import TopologyRequest, plan
     topo = plan(TopologyRequest(clients=2, router=True), SubnetAllocator(IPv4Network("198.18.0.0/24")),
                 {"server": {"net.ipv4.tcp_child_ehash_entries": "512"}})
     lan, wan = topo.segments["lan"], topo.segments["wan"]

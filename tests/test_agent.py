@@ -4,7 +4,7 @@ import subprocess
 
 from pytest_connlab.agent.observe import TCP_STATES, _paired_counters
 from pytest_connlab.agent.workers import chunks, split_evenly
-from pytest_connlab.providers.base import local_agent_argv
+from pytest_connlab.lab.providers.base import local_agent_argv
 
 
 def test_sockets_are_spread_over_processes_within_the_fd_budget():
@@ -153,7 +153,7 @@ def test_http_status_names_the_iis_substatus():
 
 
 def _agent(args):
-    from pytest_connlab.providers.agentproc import AgentProcess
+    from pytest_connlab.lab.providers.agentproc import AgentProcess
     return AgentProcess(subprocess.Popen, local_agent_argv(args), args[0])
 
 

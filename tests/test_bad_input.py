@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_connlab.profiles import ProfileError, load
-from pytest_connlab.providers.base import local_agent_argv
+from pytest_connlab.lab.providers.base import local_agent_argv
+from pytest_connlab.profiles.profile import ProfileError, load
 
 from .badinput import ESCAPING_KEYS, cases, host_snapshot, make
 

@@ -1,6 +1,6 @@
 """The emulation map: knobs, fidelity and reasons."""
-from pytest_connlab.emulation import FIDELITIES, RULES, rule_for, worst
-from pytest_connlab.profiles import discover
+from pytest_connlab.profiles.emulation import FIDELITIES, RULES, rule_for, worst
+from pytest_connlab.profiles.profile import discover
 
 
 def test_every_rule_has_a_fidelity_and_a_reason():
@@ -80,7 +80,7 @@ def test_syn_queue_cap_follows_the_kernel():
 
 
 def test_every_limit_has_its_knob_list():
-    from pytest_connlab.catalog import LIMIT_KNOBS, LIMITS
+    from pytest_connlab.profiles.limits import LIMIT_KNOBS, LIMITS
     assert set(LIMIT_KNOBS) == set(LIMITS)
     for rule in RULES.values():
         assert set(rule.limits) <= set(LIMITS), rule.setting

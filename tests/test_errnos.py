@@ -1,5 +1,5 @@
 """errno <-> Winsock mapping (by meaning, LIMITS.md pitfall 6)."""
-from pytest_connlab.errnos import is_known_error_name, linux_names_for, winsock_for
+from pytest_connlab.profiles.errnos import is_known_error_name, linux_names_for, winsock_for
 
 
 def test_port_exhaustion_maps_to_wsaenobufs():

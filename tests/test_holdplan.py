@@ -1,7 +1,7 @@
 """How a held load is spread over source IPs and processes (pure arithmetic)."""
 import pytest
 
-from pytest_connlab.holdplan import fill_workers, plan_hold, ports_in_range
+from pytest_connlab.probes.holdplan import fill_workers, plan_hold, ports_in_range
 
 
 def test_a_million_over_32_ips_fits_each_port_range_and_each_process_budget():

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from pytest_connlab.providers.nsexec import NETNS_DIR
-from pytest_connlab.reaper import KEEP_DIR, LOCK_DIR, run_is_alive
+from pytest_connlab.lab.providers.nsexec import NETNS_DIR
+from pytest_connlab.lab.reaper import KEEP_DIR, LOCK_DIR, run_is_alive
 
 from .labtools import namespaces_of
 

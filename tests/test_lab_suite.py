@@ -1,9 +1,9 @@
 """The reproduction suite on real netns labs, run as a user would (pytester subprocesses)."""
 import pytest
 
-from pytest_connlab.catalog import LIMITS
-from pytest_connlab.emulation import FIDELITIES
-from pytest_connlab.reaper import LOCK_DIR
+from pytest_connlab.lab.reaper import LOCK_DIR
+from pytest_connlab.profiles.emulation import FIDELITIES
+from pytest_connlab.profiles.limits import LIMITS
 
 from .labtools import REPO, host_links, host_nft_ruleset, host_sysctls, namespaces_of, results
 

@@ -1,5 +1,5 @@
 """Observation verdicts and explanations (pure data)."""
-from pytest_connlab.observation import NO_ERROR, Observation, counter_delta
+from pytest_connlab.report.observation import NO_ERROR, Observation, counter_delta
 
 
 def obs(**kw):

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_connlab.profiles import ProfileError, builtin_dir, discover, load
+from pytest_connlab.profiles.profile import ProfileError, builtin_dir, discover, load
 
 GOOD = """\
 title: T

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_connlab.inventory import InventoryError, load_inventory
-from pytest_connlab.providers.nsexec import NETNS_DIR, entering
-from pytest_connlab.providers.ssh import REMOTE_ROOT, SshHost, connect
+from pytest_connlab.lab.providers.inventory import InventoryError, load_inventory
+from pytest_connlab.lab.providers.nsexec import NETNS_DIR, entering
+from pytest_connlab.lab.providers.ssh import REMOTE_ROOT, SshHost, connect
 
 from .labtools import REPO, results
 from .sshlab import ssh_hosts, sshd_missing
@@ -65,8 +65,8 @@ def test_a_command_with_much_stdout_and_stderr_does_not_stall(inventory):
     entry = next(h for h in load_inventory(inventory) if h.role == "server")
     client = connect(entry)
     try:
-        from pytest_connlab.providers.base import run
-        from pytest_connlab.topology import HostSpec, Nic
+        from pytest_connlab.lab.providers.base import run
+        from pytest_connlab.lab.topology import HostSpec, Nic
         host = SshHost(HostSpec("server", "server", (Nic("lab", "lan", entry.lab_addresses),)), entry, client, "/")
         script = ("import sys\nfor _ in range(40):\n"
                   "    sys.stdout.write('o' * 65536)\n    sys.stderr.write('e' * 65536)\n")
@@ -83,7 +83,7 @@ def test_a_stopped_remote_process_dies_with_its_group(inventory):
     entry = next(h for h in load_inventory(inventory) if h.role == "server")
     client = connect(entry)
     try:
-        from pytest_connlab.topology import HostSpec, Nic
+        from pytest_connlab.lab.topology import HostSpec, Nic
         host = SshHost(HostSpec("server", "server", (Nic("lab", "lan", entry.lab_addresses),)), entry, client, "/")
         proc = host.popen(["sh", "-c", "sleep 300 & sleep 301"], stdin=subprocess.DEVNULL,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -188,9 +188,9 @@ def test_windows_hosts_skip_lab_tests_and_point_to_connlab_windows_apply(pyteste
 def test_the_agent_folder_is_made_fresh_and_private_never_taken_over(inventory, tmp_path):
     """Another user's folder at the old fixed path, or anywhere, is never used: each lab gets a
     new mktemp -d folder (0700, the login user's)."""
-    from pytest_connlab.providers.base import ProviderUnavailable
-    from pytest_connlab.providers.ssh import make_agent_dir
-    from pytest_connlab.topology import HostSpec, Nic
+    from pytest_connlab.lab.providers.base import ProviderUnavailable
+    from pytest_connlab.lab.providers.ssh import make_agent_dir
+    from pytest_connlab.lab.topology import HostSpec, Nic
     lab = "connlab-0badc0de-main-1"
     squatted = Path("/var/tmp/connlab") / lab
     squatted.mkdir(parents=True, exist_ok=True)

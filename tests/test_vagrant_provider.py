@@ -3,8 +3,8 @@ import shutil
 
 import pytest
 
-from pytest_connlab.providers import ProviderOptions, ProviderUnavailable, get_provider
-from pytest_connlab.providers.vagrant import WORK_ROOT, parse_ssh_config
+from pytest_connlab.lab.providers import ProviderOptions, ProviderUnavailable, get_provider
+from pytest_connlab.lab.providers.vagrant import WORK_ROOT, parse_ssh_config
 
 from .labtools import REPO, results
 from .test_lab_suite import EXPECTED

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_connlab.profiles import discover
-from pytest_connlab.windows import (
+from pytest_connlab.profiles.profile import discover
+from pytest_connlab.profiles.windows import (
     HTTP,
     TCPIP,
     WININET,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..observation import Observation
+from ..report.observation import Observation
 from . import (
     accept_overflow,
     caps,
@@ -22,8 +22,8 @@ from . import (
 )
 
 if TYPE_CHECKING:
-    from ..lab import Lab
-    from ..target import Target
+    from ..lab.lab import Lab
+    from ..lab.target import Target
 
 
 class Probes:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..observation import NO_ERROR, Observation, counter_delta
+from ..report.observation import NO_ERROR, Observation, counter_delta
 from .common import drop_final_acks, expectation, observation, second_source, start_agent_server
 
 if TYPE_CHECKING:
-    from ..lab import Lab
+    from ..lab.lab import Lab
 
 LIMIT = "accept_overflow"
 CHAIN = "late_final_acks"

@@ -13,14 +13,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..labhost import LabSetupError
-from ..observation import NO_ERROR, Observation
+from ..lab.labhost import LabSetupError
+from ..report.observation import NO_ERROR, Observation
 from .common import expectation, http_clients, nft_counter, observation, pin_measuring_server, start_agent_server
 
 if TYPE_CHECKING:
-    from ..lab import Lab
-    from ..labhost import LabHost
-    from ..target import Target
+    from ..lab.lab import Lab
+    from ..lab.labhost import LabHost
+    from ..lab.target import Target
 
 NO_CAP_BOUND = 200  # connections tried when the lab's settings imply no cap
 MAX_BOUND = 19_000  # one agent process, under the 20,000 descriptor limit

@@ -6,14 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..emulation import nft_chain
-from ..errnos import linux_names_for
-from ..observation import Observation
+from ..profiles.emulation import nft_chain
+from ..profiles.errnos import linux_names_for
+from ..report.observation import Observation
 
 if TYPE_CHECKING:
-    from ..lab import Lab
-    from ..labhost import LabHost
-    from ..target import Target
+    from ..lab.lab import Lab
+    from ..lab.labhost import LabHost
+    from ..lab.target import Target
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class LabExpectation:
 def start_agent_server(lab: Lab, mode: str, backlog: int = 4096, port: int = 0,
                        extra: tuple[str, ...] = ()) -> Target:
     """Run the agent's server on the lab's server host and wait until it listens."""
-    from ..target import Target
+    from ..lab.target import Target
     if "--nofile" not in extra:
         extra = (*extra, *server_args(lab))
     proc = lab.server.agent("server", "--port", str(port), "--backlog", str(backlog),
@@ -123,7 +123,7 @@ def http_clients(lab: Lab, endpoint: str, clients: int, timeout: float) -> dict[
 def second_source(lab: Lab) -> tuple[LabHost, str]:
     """Another client address than the first client's primary one: the second client, or the
     first client's second IP. LabSetupError when the topology has neither."""
-    from ..labhost import LabSetupError
+    from ..lab.labhost import LabSetupError
     if len(lab.clients) > 1:
         return lab.clients[1], lab.clients[1].address
     if len(lab.clients[0].addresses) > 1:

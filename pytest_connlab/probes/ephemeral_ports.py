@@ -12,12 +12,12 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from ..observation import NO_ERROR, Observation, counter_delta
+from ..report.observation import NO_ERROR, Observation, counter_delta
 from .common import expectation, observation, pin_measuring_server, start_agent_server
 
 if TYPE_CHECKING:
-    from ..lab import Lab
-    from ..target import Target
+    from ..lab.lab import Lab
+    from ..lab.target import Target
 
 LIMIT = "ephemeral_ports"
 PORT_RANGE = "net.ipv4.ip_local_port_range"

@@ -17,13 +17,13 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..agent.fleet import merge_counts
-from ..holdplan import HoldPlan, plan_hold, ports_in_range
-from ..providers.agentproc import AgentProcess
-from ..target import Target
+from ..lab.providers.agentproc import AgentProcess
+from ..lab.target import Target
+from .holdplan import HoldPlan, plan_hold, ports_in_range
 
 if TYPE_CHECKING:
-    from ..lab import Lab
-    from ..labhost import LabHost
+    from ..lab.lab import Lab
+    from ..lab.labhost import LabHost
 
 SAMPLE_EVERY_S = 0.5
 PROGRESS_EVERY_S = 2.0
@@ -138,7 +138,7 @@ def _sources(lab: Lab, sources: list[str] | None) -> list[tuple[str, str]]:
     known = dict((ip, host) for host, ip in pairs)
     unknown = [ip for ip in sources if ip not in known]
     if unknown:
-        from ..labhost import LabSetupError
+        from ..lab.labhost import LabSetupError
         raise LabSetupError(f"hold: sources {', '.join(unknown)} are not client addresses of this lab "
                             f"(it has {', '.join(known)})")
     return [(known[ip], ip) for ip in sources]

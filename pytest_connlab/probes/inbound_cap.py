@@ -8,14 +8,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..observation import NO_ERROR, Observation
-from ..providers.agentproc import AgentProcess
+from ..lab.providers.agentproc import AgentProcess
+from ..report.observation import NO_ERROR, Observation
 from .common import expectation, nft_set_size, observation, start_agent_server
 
 if TYPE_CHECKING:
-    from ..lab import Lab
-    from ..labhost import LabHost
-    from ..target import Target
+    from ..lab.lab import Lab
+    from ..lab.labhost import LabHost
+    from ..lab.target import Target
 
 LIMIT = "inbound_cap"
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..emulation import nft_chain
-from ..observation import NO_ERROR, Observation
+from ..profiles.emulation import nft_chain
+from ..report.observation import NO_ERROR, Observation
 from .common import expectation, nft_counter, observation, start_agent_server
 
 if TYPE_CHECKING:
-    from ..lab import Lab
+    from ..lab.lab import Lab
 
 LIMIT = "keepalive"
 KEYS = ("net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes")

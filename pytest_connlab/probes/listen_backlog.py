@@ -11,12 +11,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..emulation import nft_chain
-from ..observation import NO_ERROR, Observation, counter_delta
+from ..profiles.emulation import nft_chain
+from ..report.observation import NO_ERROR, Observation, counter_delta
 from .common import expectation, observation, start_agent_server
 
 if TYPE_CHECKING:
-    from ..lab import Lab
+    from ..lab.lab import Lab
 
 LIMIT = "listen_backlog"
 APP_BACKLOG = 65535  # what a server asking for "as many as allowed" (SOMAXCONN) passes

@@ -17,13 +17,13 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..emulation import nft_chain
-from ..observation import NO_ERROR, Observation
+from ..profiles.emulation import nft_chain
+from ..report.observation import NO_ERROR, Observation
 from .common import expectation, nft_counter, nft_set_size, observation, start_agent_server
 
 if TYPE_CHECKING:
-    from ..lab import Lab
-    from ..labhost import LabHost
+    from ..lab.lab import Lab
+    from ..lab.labhost import LabHost
 
 LIMIT = "outbound_half_open"
 BLACK_HOLE_PORT = 9  # discard; the server drops every packet to it

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..holdplan import split_evenly
-from ..observation import NO_ERROR, Observation
+from ..report.observation import NO_ERROR, Observation
 from .common import expectation, observation
 from .hold import HoldResult, client_ports
 from .hold import run as hold
+from .holdplan import split_evenly
 
 if TYPE_CHECKING:
-    from ..lab import Lab
+    from ..lab.lab import Lab
 
 ONE_PORT_DEFAULT = 70_000  # more than 65,536, the folklore's ceiling
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..observation import NO_ERROR, Observation
-from ..providers.agentproc import AgentProcess
+from ..lab.providers.agentproc import AgentProcess
+from ..report.observation import NO_ERROR, Observation
 from .common import expectation, observation
 from .hold import next_named
 from .hold import run as hold
 
 if TYPE_CHECKING:
-    from ..lab import Lab
+    from ..lab.lab import Lab
 
 LIMIT = "push_fanout"
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..observation import NO_ERROR, Observation
+from ..report.observation import NO_ERROR, Observation
 from .common import expectation, http_clients, observation, pin_measuring_server, start_agent_server
 
 if TYPE_CHECKING:
-    from ..lab import Lab
+    from ..lab.lab import Lab
 
 NO_LIMIT_CONNECTIONS = 1100
 MAX_CONNECTIONS = 30_000  # clients the fd_limit probe connects at most

@@ -12,11 +12,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..observation import NO_ERROR, Observation, counter_delta
+from ..report.observation import NO_ERROR, Observation, counter_delta
 from .common import drop_final_acks, expectation, observation, second_source, start_agent_server
 
 if TYPE_CHECKING:
-    from ..lab import Lab
+    from ..lab.lab import Lab
 
 LIMIT = "syn_backlog"
 KEYS = ("net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_syncookies")

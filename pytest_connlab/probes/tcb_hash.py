@@ -11,11 +11,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..observation import NO_ERROR, Observation
+from ..report.observation import NO_ERROR, Observation
 from .common import expectation, observation, pin_measuring_server, start_agent_server
 
 if TYPE_CHECKING:
-    from ..lab import Lab
+    from ..lab.lab import Lab
 
 
 def run(lab: Lab, per_bucket: int = 4, at_least: int = 2000, at_most: int = 16_000) -> Observation:

@@ -17,13 +17,13 @@ import math
 import time
 from typing import TYPE_CHECKING
 
-from ..observation import NO_ERROR, Observation, counter_delta
+from ..report.observation import NO_ERROR, Observation, counter_delta
 from .common import expectation, observation, start_agent_server
 from .ephemeral_ports import client_port_range, pin_churn_conditions
 
 if TYPE_CHECKING:
-    from ..lab import Lab
-    from ..labhost import LabHost
+    from ..lab.lab import Lab
+    from ..lab.labhost import LabHost
 
 TIMEWAIT_LEN_S = 60  # include/net/tcp.h
 # inet_twsk_alloc() (net/ipv4/inet_timewait_sock.c) checks the namespace's TIME_WAIT count against

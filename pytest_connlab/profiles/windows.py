@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .profiles import Profile
+from .profile import Profile
 
 TCPIP = r"HKLM\SYSTEM\CurrentControlSet\Services\Tcpip\Parameters"
 HTTP = r"HKLM\SYSTEM\CurrentControlSet\Services\HTTP\Parameters"

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..sysctlkeys import check_lab_key
+from ...profiles.sysctlkeys import check_lab_key
 from ..topology import HostSpec, Topology
 from . import nsexec
 from .base import Host, ProviderUnavailable, local_agent_argv

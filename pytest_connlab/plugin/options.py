@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from .image import DEFAULT_IMAGE
-from .providers import PROVIDERS
-from .report.jsonfile import JsonPathError, check_target
+from ..lab.providers import PROVIDERS
+from ..lab.providers.image import DEFAULT_IMAGE
+from ..report.jsonfile import JsonPathError, check_target
 
 DEFAULT_LAB = "linux-default"
 # docker's image reference grammar, loosely: repository[:tag][@digest]

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..image import DEFAULT_IMAGE
 from .base import Provider, ProviderUnavailable
+from .image import DEFAULT_IMAGE
 
 PROVIDERS = ("netns", "docker", "ssh", "vagrant")
 

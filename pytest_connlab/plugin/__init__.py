@@ -9,15 +9,16 @@ from typing import Any
 
 import pytest
 
-from . import options, reaper
-from .addressing import worker_slice
+from ..lab import reaper
+from ..lab.addressing import worker_slice
+from ..lab.providers import ProviderOptions, ProviderUnavailable, get_provider
+from ..lab.providers.inventory import InventoryError, load_inventory
+from ..profiles.profile import ProfileError, discover
+from ..report import jsonfile, table
+from ..report.observation import Observation
+from . import options
 from .fixtures import lab, lab_factory, lab_profile  # noqa: F401  (fixtures are registered here)
-from .inventory import InventoryError, load_inventory
 from .markers import MARKERS, limit_of, profile_for, topology_of
-from .observation import Observation
-from .profiles import ProfileError, discover
-from .providers import ProviderOptions, ProviderUnavailable, get_provider
-from .report import jsonfile, table
 from .signals import InterruptRedelivery, TerminateAsInterrupt
 from .state import CALL_REPORT_KEY, OBSERVATIONS_KEY, STATE_KEY, USER_PROPERTY, ConnlabState
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from . import safeyaml
-from .catalog import LIMITS, limits_touched_by
 from .emulation import Knobs, rule_for, worst
 from .errnos import is_known_error_name
+from .limits import LIMITS, limits_touched_by
 from .sysctlkeys import SysctlKeyError, check_lab_key
 
 TOP_KEYS = {"name", "title", "os", "description", "sources", "settings", "linux", "expect"}
@@ -315,9 +315,9 @@ def load(path: Path) -> Profile:
 
 def builtin_dir() -> Path:
     """The shipped ``labs/``: inside the wheel, or beside the package in a source checkout."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "labs"
-    return packaged if packaged.is_dir() else here.parent / "labs"
+    package = Path(__file__).resolve().parents[1]  # pytest_connlab/
+    packaged = package / "labs"
+    return packaged if packaged.is_dir() else package.parent / "labs"
 
 
 def discover(extra_dirs: list[Path]) -> dict[str, Profile]:

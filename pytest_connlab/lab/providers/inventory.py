@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import safeyaml
+from ...profiles import safeyaml
 
 ROLES = ("server", "client", "router")
 SYSTEMS = ("linux", "windows")

@@ -4,10 +4,10 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 
-from .emulation import Knobs
+from ..profiles.emulation import Knobs
+from ..profiles.profile import Profile
+from ..report.observation import Observation
 from .labhost import LabHost, LabSetupError
-from .observation import Observation
-from .profiles import Profile
 from .providers.base import Host, Provider, ProviderUnavailable
 from .providers.program import Stoppable
 from .topology import Topology
@@ -39,7 +39,7 @@ class Lab:
         self.conditions: dict[str, str] = {}
         self._undo: list[tuple[str, Callable[[], None]]] = []
         self.progress: Callable[[str], None] = _quiet  # long probes report here (the plugin: terminal)
-        from .probes import Probes
+        from ..probes import Probes
         self.probe = Probes(self)
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errnos import winsock_for
+from ..profiles.errnos import winsock_for
 
 NO_ERROR = "none"  # the probe reached its own bound without any error
 NOTE_KEYS = ("how", "time_wait_race", "parity_note")  # evidence a person should read on failure

@@ -7,10 +7,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..profiles.sysctlkeys import SysctlKeyError, check_lab_key
 from .providers.agentproc import AgentError, AgentProcess
 from .providers.base import Host, run, start_agent
 from .providers.program import Program, Stoppable
-from .sysctlkeys import SysctlKeyError, check_lab_key
 from .target import Target
 
 

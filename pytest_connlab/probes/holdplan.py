@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .agent.workers import split_evenly
+from ..agent.workers import split_evenly
 
 SERVER_HEADROOM = 1.15  # SO_REUSEPORT's hash is not perfectly even
 

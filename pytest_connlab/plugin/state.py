@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from .factory import LabFactory
-from .profiles import Profile
-from .providers import ProviderOptions
-from .reaper import RunLock
+from ..factory import LabFactory
+from ..lab.providers import ProviderOptions
+from ..lab.reaper import RunLock
+from ..profiles.profile import Profile
 
 
 @dataclass
@@ -38,7 +38,7 @@ class ConnlabState:
     def get_factory(self) -> LabFactory:
         """The session's factory, made on first use (a run with no lab test makes none)."""
         if self.factory is None:
-            from .providers import get_provider
+            from ..lab.providers import get_provider
             self.factory = LabFactory(get_provider(self.provider_name, self.provider_options), self.run_id,
                                       self.worker, self.slice)
         return self.factory

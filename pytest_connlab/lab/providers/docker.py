@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..agent.workers import BOOT
-from ..image import DEFAULT_IMAGE
+from ...agent.workers import BOOT
 from ..topology import HostSpec, Topology
 from .agentfiles import agent_tar
 from .base import Host, ProviderUnavailable
 from .hostnet import interfaces_by_address, ip_batch
+from .image import DEFAULT_IMAGE
 
 AGENT_DIR = "/opt/connlab"
 LABEL_RUN = "connlab.run"

@@ -18,13 +18,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from ..image import DEFAULT_IMAGE
-from ..inventory import InventoryHost
 from ..reaper import LOCK_DIR, private_dir
 from ..topology import Topology
 from .base import Host, ProviderUnavailable
 from .docker import run_of
 from .hostnet import interfaces_by_address, ip_batch
+from .image import DEFAULT_IMAGE
+from .inventory import InventoryHost
 from .ssh import SshHost, SshProvider, connect, require_star
 
 WORK_ROOT = LOCK_DIR / "vagrant"

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 
+from ..profiles.emulation import nft_chain
 from .addressing import SubnetAllocator
-from .emulation import nft_chain
 
 MAX_CLIENTS = 64
 MAX_IPS_PER_CLIENT = 256

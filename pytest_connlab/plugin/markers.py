@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from .catalog import LIMITS
-from .profiles import Profile, ProfileError
-from .topology import TopologyRequest
+from ..lab.topology import TopologyRequest
+from ..profiles.limits import LIMITS
+from ..profiles.profile import Profile, ProfileError
 
 MARKERS = {
     "topology": "topology(clients=1, ips_per_client=1, router=False): the lab hosts this test needs",

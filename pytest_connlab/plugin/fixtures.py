@@ -5,12 +5,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .factory import LabFactory
-from .lab import Lab
-from .labhost import LabSetupError
+from ..factory import LabFactory
+from ..lab.lab import Lab
+from ..lab.labhost import LabSetupError
+from ..lab.providers import ProviderUnavailable
+from ..profiles.profile import Profile
 from .markers import limit_of, profile_for, topology_of
-from .profiles import Profile
-from .providers import ProviderUnavailable
 from .state import CALL_REPORT_KEY, OBSERVATIONS_KEY, STATE_KEY
 
 

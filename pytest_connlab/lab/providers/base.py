@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..agent.workers import BOOT  # one bootstrap for the controller and the agent's own workers
+from ... import agent as agent_package
+from ...agent.workers import BOOT  # one bootstrap for the controller and the agent's own workers
 from ..topology import HostSpec, Topology
 from .agentproc import AgentProcess
 
-AGENT_PARENT = str(Path(__file__).resolve().parent.parent)  # the folder holding agent/
+AGENT_PARENT = str(Path(agent_package.__file__).resolve().parent.parent)  # the folder holding agent/
 
 
 class ProviderUnavailable(Exception):
