@@ -6,11 +6,12 @@ import os
 import sys
 from pathlib import Path
 
+from .errors import InventoryError, ProfileError
 from .lab import reaper
-from .lab.providers.inventory import InventoryError, InventoryHost, load_inventory
+from .lab.providers.inventory import InventoryHost, load_inventory
 from .profiles.emulation import rule_for
 from .profiles.limits import LIMITS
-from .profiles.profile import Profile, ProfileError, builtin_dir, discover
+from .profiles.profile import Profile, builtin_dir, discover
 
 
 def _profiles(dirs: list[str]) -> dict[str, Profile]:
@@ -73,7 +74,8 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 def cmd_image_build(args: argparse.Namespace) -> int:
-    from .lab.providers.image import ImageBuildError, Recipe, build
+    from .errors import ImageBuildError
+    from .lab.providers.image import Recipe, build
     try:
         build(Recipe(suite=args.suite, mirror=args.mirror), force=args.force)
     except ImageBuildError as exc:
@@ -105,8 +107,9 @@ def _state_file(inventory: str, host: str) -> Path:
 
 def cmd_windows_apply(args: argparse.Namespace) -> int:
     """Set a profile on every Windows host of an inventory; keep the previous values for restore."""
+    from .errors import WindowsSettingError
     from .lab.providers.ssh import connect
-    from .profiles.windows import WindowsSettingError, apply, plan_for, save, ssh_runner
+    from .profiles.windows import apply, plan_for, save, ssh_runner
     plan = plan_for(_profile(args))
     for host in _windows_hosts(args.inventory):
         state = _state_file(args.inventory, host.name)
@@ -134,8 +137,9 @@ def cmd_windows_apply(args: argparse.Namespace) -> int:
 
 def cmd_windows_restore(args: argparse.Namespace) -> int:
     """Put back what `connlab windows apply` changed on the inventory's Windows hosts."""
+    from .errors import WindowsSettingError
     from .lab.providers.ssh import connect
-    from .profiles.windows import WindowsSettingError, load, ssh_runner
+    from .profiles.windows import load, ssh_runner
     status = 0
     for host in _windows_hosts(args.inventory):
         state = _state_file(args.inventory, host.name)

@@ -1,7 +1,8 @@
 """Shared fixtures of the project's tests."""
 import pytest
 
-from pytest_connlab.lab.providers import ProviderUnavailable, get_provider
+from pytest_connlab.errors import ProviderUnavailable
+from pytest_connlab.lab.providers import get_provider
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@ import ipaddress
 
 import pytest
 
-from pytest_connlab.lab.addressing import LAB_RANGE, AddressSpaceExhausted, SubnetAllocator, worker_slice
+from pytest_connlab.errors import AddressSpaceExhausted
+from pytest_connlab.lab.addressing import LAB_RANGE, SubnetAllocator, worker_slice
 from pytest_connlab.lab.topology import TopologyRequest, plan
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from pytest_connlab.errors import ProfileError
 from pytest_connlab.lab.providers.base import local_agent_argv
-from pytest_connlab.profiles.profile import ProfileError, load
+from pytest_connlab.profiles.profile import load
 
 from .badinput import ESCAPING_KEYS, cases, host_snapshot, make
 

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from pytest_connlab.lab.providers import ProviderUnavailable, get_provider
+from pytest_connlab.errors import ProviderUnavailable
+from pytest_connlab.lab.providers import get_provider
 from pytest_connlab.lab.providers.image import DEFAULT_IMAGE, Recipe, debootstrap_argv
 
 from .labtools import REPO, host_sysctls, results

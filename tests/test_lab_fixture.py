@@ -38,7 +38,7 @@ def test_restore_undoes_settings_newest_first(lab):
 
 
 def test_a_sysctl_the_kernel_rejects_names_the_key(lab):
-    from pytest_connlab.lab.labhost import LabSetupError
+    from pytest_connlab.errors import LabSetupError
     with pytest.raises(LabSetupError, match="server: sysctl net.core.no_such_knob"):
         lab.set_sysctls(lab.server, {"net.core.no_such_knob": "1"})
 
@@ -90,6 +90,6 @@ def test_your_own_server_program_is_a_probe_target(lab):
 
 
 def test_a_server_that_never_listens_is_a_clear_setup_error(lab):
-    from pytest_connlab.lab.labhost import LabSetupError
+    from pytest_connlab.errors import LabSetupError
     with pytest.raises(LabSetupError, match="exited with 3 before listening on port 8080"):
         lab.server.start(["python3", "-c", "import sys; print('no config'); sys.exit(3)"], port=8080)

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_connlab.profiles.profile import ProfileError, builtin_dir, discover, load
+from pytest_connlab.errors import ProfileError
+from pytest_connlab.profiles.profile import builtin_dir, discover, load
 
 GOOD = """\
 title: T

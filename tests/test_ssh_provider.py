@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_connlab.lab.providers.inventory import InventoryError, load_inventory
+from pytest_connlab.errors import InventoryError
+from pytest_connlab.lab.providers.inventory import load_inventory
 from pytest_connlab.lab.providers.nsexec import NETNS_DIR, entering
 from pytest_connlab.lab.providers.ssh import REMOTE_ROOT, SshHost, connect
 
@@ -188,7 +189,7 @@ def test_windows_hosts_skip_lab_tests_and_point_to_connlab_windows_apply(pyteste
 def test_the_agent_folder_is_made_fresh_and_private_never_taken_over(inventory, tmp_path):
     """Another user's folder at the old fixed path, or anywhere, is never used: each lab gets a
     new mktemp -d folder (0700, the login user's)."""
-    from pytest_connlab.lab.providers.base import ProviderUnavailable
+    from pytest_connlab.errors import ProviderUnavailable
     from pytest_connlab.lab.providers.ssh import make_agent_dir
     from pytest_connlab.lab.topology import HostSpec, Nic
     lab = "connlab-0badc0de-main-1"

@@ -1,9 +1,10 @@
 """The one sysctl key grammar: what it lets through and what it refuses, and why."""
 import pytest
 
+from pytest_connlab.errors import SysctlKeyError
 from pytest_connlab.profiles.limits import LIMIT_KNOBS
 from pytest_connlab.profiles.profile import discover
-from pytest_connlab.profiles.sysctlkeys import HOST_GLOBAL_SYSCTLS, SysctlKeyError, check_key, check_lab_key
+from pytest_connlab.profiles.sysctlkeys import HOST_GLOBAL_SYSCTLS, check_key, check_lab_key
 
 
 @pytest.mark.parametrize("key", ["net.core.somaxconn", "net.ipv4.conf.all.rp_filter", "net.ipv4.tcp_tw_reuse_delay",

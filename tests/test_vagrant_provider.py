@@ -3,7 +3,8 @@ import shutil
 
 import pytest
 
-from pytest_connlab.lab.providers import ProviderOptions, ProviderUnavailable, get_provider
+from pytest_connlab.errors import ProviderUnavailable
+from pytest_connlab.lab.providers import ProviderOptions, get_provider
 from pytest_connlab.lab.providers.vagrant import WORK_ROOT, parse_ssh_config
 
 from .labtools import REPO, results

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
+from pytest_connlab.errors import WindowsSettingError
 from pytest_connlab.profiles.profile import discover
 from pytest_connlab.profiles.windows import (
     HTTP,
     TCPIP,
     WININET,
-    WindowsSettingError,
     apply,
     load,
     parse_dynamicport,

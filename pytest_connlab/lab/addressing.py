@@ -4,12 +4,12 @@ from __future__ import annotations
 import math
 from ipaddress import IPv4Network
 
+from ..errors import AddressSpaceExhausted
+
 LAB_RANGE = IPv4Network("198.18.0.0/15")
 SMALLEST_SLICE_PREFIX = 20  # 4,096 addresses per worker at most 32 workers
 
 
-class AddressSpaceExhausted(Exception):
-    """No free subnet of the requested size is left in this worker's slice."""
 
 
 def worker_slice(index: int, total: int) -> IPv4Network:

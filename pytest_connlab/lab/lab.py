@@ -4,11 +4,12 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 
+from ..errors import LabSetupError, ProviderUnavailable
 from ..profiles.emulation import Knobs
 from ..profiles.profile import Profile
 from ..report.observation import Observation
-from .labhost import LabHost, LabSetupError
-from .providers.base import Host, Provider, ProviderUnavailable
+from .labhost import LabHost
+from .providers.base import Host, Provider
 from .providers.program import Stoppable
 from .topology import Topology
 

@@ -7,19 +7,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..profiles.sysctlkeys import SysctlKeyError, check_lab_key
-from .providers.agentproc import AgentError, AgentProcess
+from ..errors import AgentError, LabSetupError, SysctlKeyError
+from ..profiles.sysctlkeys import check_lab_key
+from .providers.agentproc import AgentProcess
 from .providers.base import Host, run, start_agent
 from .providers.program import Program, Stoppable
 from .target import Target
-
-
-class LabSetupError(Exception):
-    """A setting could not be applied; the message names the host, key and profile."""
-
-    def __init__(self, message: str, key: str | None = None) -> None:
-        super().__init__(message)
-        self.key = key
 
 
 class LabHost:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import ReaperError
+
 LOCK_DIR = Path("/run/connlab")  # root's own: 0700, its files 0600
 KEEP_DIR = LOCK_DIR / "keep"  # labs kept by --lab-keep: spared until `connlab down`
 NAME_PREFIX = "connlab"
@@ -26,8 +28,6 @@ LAB_NAME = re.compile(r"^connlab-([0-9a-f]{8})-([a-z0-9]{1,16})-([0-9]{1,9})$")
 RESOURCE_SUFFIX = re.compile(r"^[a-z0-9]{1,32}$")  # a host or segment name after the lab name
 
 
-class ReaperError(Exception):
-    """The lock folder or a kept lab cannot be used as asked; the message says why."""
 
 
 def new_run_id() -> str:

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
+from ..errors import InventoryError, ProfileError, ProviderUnavailable
 from ..lab import reaper
 from ..lab.addressing import worker_slice
-from ..lab.providers import ProviderOptions, ProviderUnavailable, get_provider
-from ..lab.providers.inventory import InventoryError, load_inventory
-from ..profiles.profile import ProfileError, discover
+from ..lab.providers import ProviderOptions, get_provider
+from ..lab.providers.inventory import load_inventory
+from ..profiles.profile import discover
 from ..report import jsonfile, table
 from ..report.observation import Observation
 from . import options

@@ -5,10 +5,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from ..errors import LabSetupError, ProviderUnavailable
 from ..factory import LabFactory
 from ..lab.lab import Lab
-from ..lab.labhost import LabSetupError
-from ..lab.providers import ProviderUnavailable
 from ..profiles.profile import Profile
 from .markers import limit_of, profile_for, topology_of
 from .state import CALL_REPORT_KEY, OBSERVATIONS_KEY, STATE_KEY

@@ -5,9 +5,10 @@ from typing import Any
 
 import pytest
 
+from ..errors import ProfileError
 from ..lab.topology import TopologyRequest
 from ..profiles.limits import LIMITS
-from ..profiles.profile import Profile, ProfileError
+from ..profiles.profile import Profile
 
 MARKERS = {
     "topology": "topology(clients=1, ips_per_client=1, router=False): the lab hosts this test needs",

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from ..errors import JsonPathError
 from ..lab.providers import PROVIDERS
 from ..lab.providers.image import DEFAULT_IMAGE
-from ..report.jsonfile import JsonPathError, check_target
+from ..report.jsonfile import check_target
 
 DEFAULT_LAB = "linux-default"
 # docker's image reference grammar, loosely: repository[:tag][@digest]

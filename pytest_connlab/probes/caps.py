@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..lab.labhost import LabSetupError
+from ..errors import LabSetupError
 from ..report.observation import NO_ERROR, Observation
 from .common import expectation, http_clients, nft_counter, observation, pin_measuring_server, start_agent_server
 

@@ -123,7 +123,7 @@ def http_clients(lab: Lab, endpoint: str, clients: int, timeout: float) -> dict[
 def second_source(lab: Lab) -> tuple[LabHost, str]:
     """Another client address than the first client's primary one: the second client, or the
     first client's second IP. LabSetupError when the topology has neither."""
-    from ..lab.labhost import LabSetupError
+    from ..errors import LabSetupError
     if len(lab.clients) > 1:
         return lab.clients[1], lab.clients[1].address
     if len(lab.clients[0].addresses) > 1:

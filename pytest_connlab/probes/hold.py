@@ -138,7 +138,7 @@ def _sources(lab: Lab, sources: list[str] | None) -> list[tuple[str, str]]:
     known = dict((ip, host) for host, ip in pairs)
     unknown = [ip for ip in sources if ip not in known]
     if unknown:
-        from ..lab.labhost import LabSetupError
+        from ..errors import LabSetupError
         raise LabSetupError(f"hold: sources {', '.join(unknown)} are not client addresses of this lab "
                             f"(it has {', '.join(known)})")
     return [(known[ip], ip) for ip in sources]

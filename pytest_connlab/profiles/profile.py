@@ -11,11 +11,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..errors import ProfileError, SysctlKeyError
 from . import safeyaml
 from .emulation import Knobs, rule_for, worst
 from .errnos import is_known_error_name
 from .limits import LIMITS, limits_touched_by
-from .sysctlkeys import SysctlKeyError, check_lab_key
+from .sysctlkeys import check_lab_key
 
 TOP_KEYS = {"name", "title", "os", "description", "sources", "settings", "linux", "expect"}
 OSES = ("windows", "linux")
@@ -27,8 +28,6 @@ RLIMIT_PREFIX = "rlimit."
 RLIMITS = ("nofile",)  # process limits a profile may set on the server's programs
 
 
-class ProfileError(Exception):
-    """A profile file that cannot be used; the message names the file and the key."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ import yaml
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, SequenceNode
 
+from ..errors import YamlInputError
+
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 32
 MAX_ALIASES = 64
@@ -24,13 +26,6 @@ MAX_NODES = 20_000  # counted with every alias expanded
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-class YamlInputError(Exception):
-    """The file cannot be used; ``where`` is "line N" (or "file") and ``message`` says why."""
-
-    def __init__(self, where: str, message: str) -> None:
-        super().__init__(f"{where}: {message}")
-        self.where = where
-        self.message = message
 
 
 def _line(mark: Any) -> str:

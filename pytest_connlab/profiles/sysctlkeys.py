@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from ..errors import SysctlKeyError
+
 PART = re.compile(r"[a-z0-9_-]+")
 NAMESPACE_ROOTS = ("net",)  # what a lab that shares the host's kernel may set
 MAX_KEY_LENGTH = 200
@@ -23,8 +25,6 @@ HOST_GLOBAL_SYSCTLS = frozenset({
 })
 
 
-class SysctlKeyError(ValueError):
-    """A key outside the grammar, outside the allowed subtree, or host-wide; says which and why."""
 
 
 def check_key(key: object, roots: tuple[str, ...] = NAMESPACE_ROOTS) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import WindowsSettingError
 from .profile import Profile
 
 TCPIP = r"HKLM\SYSTEM\CurrentControlSet\Services\Tcpip\Parameters"
@@ -154,8 +155,6 @@ def restore_commands(plan: WindowsPlan, previous: dict[str, int | None],
 Runner = Callable[[list[str]], tuple[int, str]]  # a command on the Windows host -> (exit status, output)
 
 
-class WindowsSettingError(Exception):
-    """A command on the Windows host failed; the message names it and what it printed."""
 
 
 @dataclass

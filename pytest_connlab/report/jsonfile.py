@@ -13,12 +13,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..errors import JsonPathError
+
 FIELDS = ("test", "profile", "provider", "limit", "expected", "observed", "ended_by",
           "fidelity", "verdict", "duration_s")
 
 
-class JsonPathError(Exception):
-    """--lab-json names a path that cannot be written; the message says why."""
 
 
 def check_target(path: Path, probe: bool = True) -> Path:

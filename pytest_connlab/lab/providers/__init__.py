@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import Provider, ProviderUnavailable
+from ...errors import ProviderUnavailable
+from .base import Provider
 from .image import DEFAULT_IMAGE
 
 PROVIDERS = ("netns", "docker", "ssh", "vagrant")

@@ -10,9 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-
-class AgentError(Exception):
-    """The agent died, timed out, or printed something that is not an event."""
+from ...errors import AgentError
 
 
 class AgentProcess:

@@ -15,8 +15,6 @@ from .agentproc import AgentProcess
 AGENT_PARENT = str(Path(agent_package.__file__).resolve().parent.parent)  # the folder holding agent/
 
 
-class ProviderUnavailable(Exception):
-    """The provider cannot run here (no root, no daemon); the message is the skip reason."""
 
 
 class Host(Protocol):

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...agent.workers import BOOT
+from ...errors import ProviderUnavailable
 from ..topology import HostSpec, Topology
 from .agentfiles import agent_tar
-from .base import Host, ProviderUnavailable
+from .base import Host
 from .hostnet import interfaces_by_address, ip_batch
 from .image import DEFAULT_IMAGE
 

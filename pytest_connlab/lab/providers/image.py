@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...errors import ImageBuildError
+
 IMAGE_REPOSITORY = "connlab-lab"
 DEFAULT_IMAGE = f"{IMAGE_REPOSITORY}:latest"
 RECIPE_VERSION = "1"
@@ -25,8 +27,6 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_SUITE = "bookworm"
 
 
-class ImageBuildError(Exception):
-    """The build could not run or failed; the message says which step."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...errors import InventoryError
 from ...profiles import safeyaml
 
 ROLES = ("server", "client", "router")
@@ -35,8 +36,6 @@ NETNS_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 KNOWN_KEYS = {"address", "port", "user", "key", "known_hosts", "role", "os", "lab_addresses", "python", "netns"}
 
 
-class InventoryError(Exception):
-    """The inventory is unreadable or wrong; the message names the file and key."""
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...errors import ProviderUnavailable
 from ...profiles.sysctlkeys import check_lab_key
 from ..topology import HostSpec, Topology
 from . import nsexec
-from .base import Host, ProviderUnavailable, local_agent_argv
+from .base import Host, local_agent_argv
 
 # What a namespace made with birth sysctls was born with (tcp_child_ehash_entries shrinks these).
 BIRTH_REPORT = ("net.ipv4.tcp_ehash_entries", "net.ipv4.tcp_max_tw_buckets", "net.ipv4.tcp_max_syn_backlog")

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from ...agent.workers import BOOT
+from ...errors import InventoryError, ProviderUnavailable
 from ..reaper import LAB_NAME
 from ..topology import HostSpec, Nic, Topology
 from .agentfiles import agent_files
-from .base import Host, ProviderUnavailable
-from .inventory import InventoryError, InventoryHost, load_inventory
+from .base import Host
+from .inventory import InventoryHost, load_inventory
 from .sshproc import ChannelProcess
 
 REMOTE_ROOT = "/var/tmp"  # each lab's agent goes into a fresh connlab-<lab>.XXXXXXXX made by mktemp -d

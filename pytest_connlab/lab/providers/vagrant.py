@@ -18,9 +18,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from ...errors import ProviderUnavailable, VagrantError
 from ..reaper import LOCK_DIR, private_dir
 from ..topology import Topology
-from .base import Host, ProviderUnavailable
+from .base import Host
 from .docker import run_of
 from .hostnet import interfaces_by_address, ip_batch
 from .image import DEFAULT_IMAGE
@@ -37,8 +38,6 @@ CMD ["/usr/sbin/sshd", "-D", "-e"]
 """
 
 
-class VagrantError(RuntimeError):
-    """A vagrant command failed; the message has its output's tail."""
 
 
 def parse_ssh_config(text: str) -> dict[str, dict[str, str]]:
