@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import describe  # noqa: E402
-from pytest_connlab.lab.reaper import lab_namespaces  # noqa: E402
+from pytest_connlab.lab.providers.netns import lab_namespaces  # noqa: E402
 from pytest_connlab.scripted import standalone_lab  # noqa: E402
 
 
@@ -43,7 +43,7 @@ def main() -> int:
         r = lab.probe.hold(connections=args.connections, for_s=args.hold, in_flight=args.in_flight)
         torn_at = time.monotonic()
     teardown_s = time.monotonic() - torn_at
-    left = lab_namespaces(Path("/run/netns")).get(run_id, [])
+    left = [n for lab, names in lab_namespaces().items() if lab.run == run_id for n in names]
     print(f"lab: {args.profile}, {args.clients} clients x {args.ips} IPs, up in {up_s:.2f} s; {r.layout}")
     print(f"held: {r.established:,} of {r.requested:,} counted server-side; {r.held_at_end:,} still held "
           f"after {r.held_for_s:.0f} s (lowest {r.lowest_during_hold:,})")

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import describe  # noqa: E402
 from pytest_connlab.lab.addressing import SubnetAllocator, worker_slice  # noqa: E402
+from pytest_connlab.lab.names import new_run_id  # noqa: E402
 from pytest_connlab.lab.providers.netns import NetnsProvider  # noqa: E402
-from pytest_connlab.lab.reaper import new_run_id  # noqa: E402
 from pytest_connlab.lab.topology import Topology, TopologyRequest, plan  # noqa: E402
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .errors import InventoryError, ProfileError
 from .lab import reaper
+from .lab.providers import every_provider
 from .lab.providers.inventory import InventoryHost, load_inventory
 from .profiles.emulation import rule_for
 from .profiles.limits import LIMITS
@@ -62,7 +63,7 @@ def cmd_path(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    removed = reaper.sweep(dry_run=args.dry_run)
+    removed = reaper.sweep(every_provider(), dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     for run_id, names in removed.items():
         print(f"run {run_id}: {verb} {len(names)} namespaces, containers and networks: {' '.join(names)}")
@@ -168,7 +169,7 @@ def cmd_windows_restore(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     """Remove a lab that --lab-keep left standing; anything else is refused and nothing changes."""
     try:
-        names = reaper.remove_kept_lab(args.lab)
+        names = reaper.remove_kept_lab(args.lab, every_provider())
     except reaper.ReaperError as exc:
         print(f"connlab down: {exc}", file=sys.stderr)
         return 2
@@ -196,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     image_build = image_sub.add_parser("build", help="debootstrap a minimal Debian and docker import it "
                                        "(cached by content hash)")
     image_build.add_argument("--suite", default="bookworm")
-    image_build.add_argument("--mirror", default="http://deb.debian.org/debian")
+    image_build.add_argument("--mirror", default="",
+                             help="Debian mirror URI (default: the one this machine's apt sources use)")
     image_build.add_argument("--force", action="store_true", help="build even if the tag exists")
     image_build.set_defaults(func=cmd_image_build)
     windows = sub.add_parser("windows", help="set a profile on real Windows hosts with reg and netsh "

@@ -6,9 +6,11 @@ from ipaddress import IPv4Network
 
 from .lab.addressing import SubnetAllocator
 from .lab.lab import Lab
+from .lab.names import LabName
 from .lab.providers.base import Provider
-from .lab.reaper import NAME_PREFIX, record_kept
+from .lab.reaper import record_kept
 from .lab.topology import TopologyRequest, plan
+from .probes import ProbedLab
 from .profiles.profile import Profile
 
 
@@ -21,23 +23,23 @@ class LabFactory:
         self.worker = worker
         self.allocator = SubnetAllocator(slice_)
         self._seq = itertools.count(1)
-        self.live: list[Lab] = []
+        self.live: list[ProbedLab] = []
         self._checked = False
 
-    def build(self, profile: Profile, request: TopologyRequest) -> Lab:
+    def build(self, profile: Profile, request: TopologyRequest) -> ProbedLab:
         """Realise a topology, apply the profile; on any failure remove what was made."""
         if not self._checked:  # once: for ssh it connects to every host, for docker it asks the engine
             self.provider.check()
             self._checked = True
         knobs = profile.knobs()
         topology = plan(request, self.allocator, knobs.birth if self.provider.applies_birth else None)
-        name = f"{NAME_PREFIX}-{self.run_id}-{self.worker}-{next(self._seq)}"
+        name = str(LabName(self.run_id, self.worker, next(self._seq)))
         try:
             hosts = self.provider.realise(topology, name)
         except BaseException:
             self._release(topology.segments.values())
             raise
-        lab = Lab(name, self.run_id, profile, self.provider, topology, hosts)
+        lab = ProbedLab(name, self.run_id, profile, self.provider, topology, hosts)
         self.live.append(lab)
         try:
             lab.apply_topology()

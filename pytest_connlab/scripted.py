@@ -15,10 +15,11 @@ from pathlib import Path
 
 from .factory import LabFactory
 from .lab.addressing import worker_slice
-from .lab.lab import Lab
-from .lab.providers import ProviderOptions, get_provider
-from .lab.reaper import RunLock, new_run_id, sweep
+from .lab.names import new_run_id
+from .lab.providers import ProviderOptions, every_provider, get_provider
+from .lab.reaper import RunLock, sweep
 from .lab.topology import TopologyRequest
+from .probes import ProbedLab
 from .profiles.profile import builtin_dir, discover
 
 
@@ -29,14 +30,14 @@ def print_progress(text: str) -> None:
 @contextmanager
 def standalone_lab(profile: str, clients: int = 1, ips_per_client: int = 1, router: bool = False,
                    labs_dir: Path | None = None, provider: str = "netns",
-                   options: ProviderOptions | None = None) -> Iterator[Lab]:
+                   options: ProviderOptions | None = None) -> Iterator[ProbedLab]:
     """Build one lab of ``profile`` from ``labs_dir`` (or the shipped profiles: ``labs/`` in a
     checkout, ``pytest_connlab/labs`` in a wheel); tear it down when the block ends."""
     labs_dir = labs_dir or builtin_dir()
     profiles = discover([labs_dir])
     if profile not in profiles:
         raise SystemExit(f"connlab: unknown lab {profile!r} in {labs_dir}; known: {', '.join(sorted(profiles))}")
-    sweep()
+    sweep(every_provider())
     lock = RunLock(new_run_id()).acquire()
     factory = LabFactory(get_provider(provider, options or ProviderOptions()), lock.run_id, "main", worker_slice(0, 1))
     try:

@@ -17,8 +17,9 @@ from pathlib import Path
 import yaml
 
 from pytest_connlab.lab.addressing import SubnetAllocator, worker_slice
+from pytest_connlab.lab.names import new_run_id
 from pytest_connlab.lab.providers.netns import NetnsHost, NetnsProvider
-from pytest_connlab.lab.reaper import RunLock, new_run_id
+from pytest_connlab.lab.reaper import RunLock
 from pytest_connlab.lab.topology import TopologyRequest, plan
 
 SSHD = "/usr/sbin/sshd"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import pydoc
 from pathlib import Path
 
 import pytest
@@ -69,13 +70,22 @@ def test_the_agent_imports_nothing_outside_itself():
 
 def test_no_import_circle_across_packages():
     def package(m: str) -> str:
-        return ".".join(m.split(".")[:2]) if m.startswith("lab.providers") else m.split(".")[0]
+        return m.split(".")[0]
     graph: dict[str, set[str]] = {}
     for module, targets in EDGES.items():
         graph.setdefault(package(module), set()).update(package(t) for t in targets if package(t) != package(module))
     def reaches(start: str, goal: str, seen: set[str]) -> bool:
         return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in graph.get(start, ()))
     assert not sorted(p for p in graph if reaches(p, p, set()))
+
+
+def test_providers_use_only_the_labs_foundations():
+    """Inside lab/, providers sit below the lab and its hosts: they may use names, the run folder,
+    addresses and the topology, nothing that uses them."""
+    allowed = {"lab.names", "lab.rundir", "lab.addressing", "lab.topology"}
+    wrong = {m: sorted(t for t in EDGES[m] if t.startswith("lab.") and not t.startswith("lab.providers")
+                       and t not in allowed) for m in MODULES if m.startswith("lab.providers")}
+    assert not {m: t for m, t in wrong.items() if t}
 
 
 def test_the_reaper_imports_no_provider():
@@ -85,7 +95,10 @@ def test_the_reaper_imports_no_provider():
 
 def test_the_probe_facade_shows_each_probes_parameters():
     from pytest_connlab.probes import Probes
-    from pytest_connlab.probes.listen_backlog import listen_backlog
-    shown = inspect.signature(Probes.listen_backlog.__get__(object.__new__(Probes), Probes))  # type: ignore[attr-defined]
-    assert list(shown.parameters) == list(inspect.signature(listen_backlog).parameters)[1:]
+    from pytest_connlab.probes.listen_backlog import run
+    probes = object.__new__(Probes)
+    probes.lab = object()  # type: ignore[assignment]
+    shown = inspect.signature(probes.listen_backlog)
+    assert list(shown.parameters) == list(inspect.signature(run).parameters)[1:]
     assert "backlog" in shown.parameters
+    assert "backlog" in pydoc.render_doc(probes.listen_backlog)

@@ -40,8 +40,6 @@ class Lab:
         self.conditions: dict[str, str] = {}
         self._undo: list[tuple[str, Callable[[], None]]] = []
         self.progress: Callable[[str], None] = _quiet  # long probes report here (the plugin: terminal)
-        from ..probes import Probes
-        self.probe = Probes(self)
 
     @property
     def nft_table(self) -> str:

@@ -1,54 +1,28 @@
-"""Run ids, the liveness lock of a run, and the sweep of what dead runs left.
+"""The liveness lock of a run, the keep records of --lab-keep, and the sweep of what dead runs left.
 
-Every namespace a run makes is named ``connlab-<run id>-...``. A live run holds
+Everything a run makes is named after its lab (``names.LabName``). A live run holds
 a shared flock on ``/run/connlab/<run id>.lock`` (the controller and each xdist
-worker). The sweep removes only resources of runs whose lock nobody holds, never
-by a broad pattern, so a parallel run is never touched.
+worker). The sweep asks each provider to remove what it holds of labs whose run's
+lock nobody holds (kept labs excepted), never by a broad pattern, so a parallel
+run is never touched; the reaper knows no provider's internals.
 """
 from __future__ import annotations
 
 import fcntl
 import json
 import os
-import re
-import secrets
-import shutil
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ReaperError
+from .names import LAB_NAME, LabName
+from .providers.base import Provider
+from .rundir import LOCK_DIR, private_dir
 
-LOCK_DIR = Path("/run/connlab")  # root's own: 0700, its files 0600
 KEEP_DIR = LOCK_DIR / "keep"  # labs kept by --lab-keep: spared until `connlab down`
-NAME_PREFIX = "connlab"
-RUN_ID = re.compile(r"^connlab-([0-9a-f]{8})-")
-LAB_NAME = re.compile(r"^connlab-([0-9a-f]{8})-([a-z0-9]{1,16})-([0-9]{1,9})$")
-RESOURCE_SUFFIX = re.compile(r"^[a-z0-9]{1,32}$")  # a host or segment name after the lab name
-
-
-
-
-def new_run_id() -> str:
-    """Eight hex digits: short enough for names, random enough not to collide."""
-    return secrets.token_hex(4)
-
-
-def private_dir(path: Path) -> Path:
-    """``path`` as a folder only this user may enter (0700, owned by us): made, or put right
-    (and so is every folder between it and the lock folder)."""
-    if path != LOCK_DIR and LOCK_DIR in path.parents:
-        private_dir(path.parent)
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = os.lstat(path)
-    if not stat.S_ISDIR(info.st_mode):
-        raise ReaperError(f"{path} is not a folder (a link or file is there); connlab will not use it")
-    if info.st_uid != os.geteuid():
-        os.chown(path, os.geteuid(), os.getegid(), follow_symlinks=False)
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        os.chmod(path, 0o700, follow_symlinks=False)
-    return path
 
 
 @dataclass
@@ -136,81 +110,27 @@ def run_is_alive(run_id: str) -> bool:
     return False
 
 
-def lab_of(resource_name: str) -> str | None:
-    """The lab a namespace (or container, network) belongs to, by the name grammar; None if none."""
-    lab, _, suffix = resource_name.rpartition("-")
-    return lab if LAB_NAME.match(lab) and RESOURCE_SUFFIX.match(suffix) else None
-
-
-def lab_namespaces(netns_dir: Path) -> dict[str, list[str]]:
-    """connlab namespace names by run id."""
-    by_run: dict[str, list[str]] = {}
-    if not netns_dir.is_dir():
-        return by_run
-    for entry in sorted(netns_dir.iterdir()):
-        m = RUN_ID.match(entry.name)
-        if m and lab_of(entry.name):
-            by_run.setdefault(m.group(1), []).append(entry.name)
-    return by_run
-
-
-def sweep(dry_run: bool = False) -> dict[str, list[str]]:
-    """Remove the namespaces of dead runs and their lock files; return what was (or would be) removed."""
-    from .providers.netns import remove_namespace
-    from .providers.nsexec import NETNS_DIR
-    removed: dict[str, list[str]] = {}
+def sweep(providers: Iterable[Provider], dry_run: bool = False) -> dict[str, list[str]]:
+    """Ask every provider to remove what dead runs left (kept labs are spared), then remove the
+    dead runs' lock files; return what was (or would be) removed, by run id."""
     kept = kept_labs()
-    for run_id, names in lab_namespaces(NETNS_DIR).items():
-        names = [n for n in names if lab_of(n) not in kept]
-        if not names or run_is_alive(run_id):
-            continue
-        removed[run_id] = names
-        if not dry_run:
-            for name in names:
-                remove_namespace(name)
-    for run_id, names in sweep_docker(kept, dry_run).items():
-        removed.setdefault(run_id, []).extend(names)
-    from .providers.docker import run_of
-    from .providers.vagrant import dead_labs
-    for work in dead_labs(run_is_alive):
-        if work.name not in kept:
-            removed.setdefault(run_of(work.name), []).append(f"vagrant work folder {work}")
-            if not dry_run:
-                shutil.rmtree(work, ignore_errors=True)
+    alive: dict[str, bool] = {}
+
+    def spare(lab: LabName) -> bool:
+        if str(lab) in kept:
+            return True
+        if lab.run not in alive:
+            alive[lab.run] = run_is_alive(lab.run)
+        return alive[lab.run]
+
+    removed: dict[str, list[str]] = {}
+    for provider in providers:
+        for lab, names in sorted(provider.sweep(spare, dry_run).items()):
+            removed.setdefault(lab.run, []).extend(names)
     if not dry_run and LOCK_DIR.is_dir():
         for lock in LOCK_DIR.glob("*.lock"):
             if not run_is_alive(lock.stem):
                 lock.unlink(missing_ok=True)
-    return removed
-
-
-def _docker_client() -> object | None:
-    """A client of a Docker engine that answers, or None (no SDK, no daemon)."""
-    try:
-        import docker
-        client = docker.from_env(timeout=5)
-        client.ping()
-        return client
-    except Exception:
-        return None
-
-
-def sweep_docker(kept: set[str], dry_run: bool = False) -> dict[str, list[str]]:
-    """Remove the containers and networks of dead runs (labels connlab.run / connlab.lab)."""
-    client = _docker_client()
-    if client is None:
-        return {}
-    from .providers.docker import lab_names, remove_lab
-    removed: dict[str, list[str]] = {}
-    for run_id, labs in lab_names(client).items():
-        if run_is_alive(run_id):
-            continue
-        for lab_name, names in labs.items():
-            if lab_name in kept:
-                continue
-            removed.setdefault(run_id, []).extend(names)
-            if not dry_run:
-                remove_lab(client, lab_name)
     return removed
 
 
@@ -227,7 +147,7 @@ def record_kept(lab_name: str, run_id: str, profile: str, provider: str, namespa
         raise ReaperError(f"{lab_name!r} is not a lab name")
     private_dir(KEEP_DIR)
     record = {"lab": lab_name, "run": run_id, "profile": profile, "provider": provider,
-              "namespaces": sorted(n for n in namespaces if lab_of(n) == lab_name)}
+              "namespaces": sorted(n for n in namespaces if LabName.of_resource(n) == LabName.parse(lab_name))}
     fd = os.open(KEEP_DIR / lab_name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(record, f)
@@ -257,23 +177,17 @@ def _kept_record(lab_name: str) -> dict[str, Any]:
     return record
 
 
-def remove_kept_lab(lab_name: str) -> list[str]:
-    """Remove a lab that --lab-keep left standing: exactly the namespaces its record names and the
-    containers and networks labelled with its name, after checking that its run is over."""
-    record = _kept_record(lab_name)
-    run_id = LAB_NAME.match(lab_name).group(1)  # type: ignore[union-attr]
-    if run_is_alive(run_id):
-        raise ReaperError(f"lab {lab_name} belongs to run {run_id}, which is still running; nothing removed "
+def remove_kept_lab(lab_name: str, providers: Iterable[Provider]) -> list[str]:
+    """Remove a lab that --lab-keep left standing, after checking its keep record and that its
+    run is over: every provider removes what it holds of exactly that lab."""
+    _kept_record(lab_name)
+    lab = LabName.parse(lab_name)
+    assert lab is not None  # the record check matched the grammar
+    if run_is_alive(lab.run):
+        raise ReaperError(f"lab {lab_name} belongs to run {lab.run}, which is still running; nothing removed "
                           "(it is removed by `connlab down` once that run has ended)")
-    from .providers.netns import remove_namespace
-    from .providers.nsexec import NETNS_DIR
-    names = [n for n in record["namespaces"] if isinstance(n, str) and lab_of(n) == lab_name
-             and (NETNS_DIR / n).exists()]
-    for name in names:
-        remove_namespace(name)
-    client = _docker_client()
-    if client is not None:
-        from .providers.docker import remove_lab as remove_docker_lab
-        names += remove_docker_lab(client, lab_name)
+    names: list[str] = []
+    for provider in providers:
+        names += provider.remove(lab)
     (KEEP_DIR / lab_name).unlink(missing_ok=True)
     return names

@@ -12,7 +12,8 @@ import pytest
 from ..errors import InventoryError, ProfileError, ProviderUnavailable
 from ..lab import reaper
 from ..lab.addressing import worker_slice
-from ..lab.providers import ProviderOptions, get_provider
+from ..lab.names import new_run_id
+from ..lab.providers import ProviderOptions, every_provider, get_provider
 from ..lab.providers.inventory import load_inventory
 from ..profiles.profile import discover
 from ..report import jsonfile, table
@@ -42,7 +43,7 @@ def _make_state(config: pytest.Config) -> ConnlabState:
         run_id, worker = workerinput["connlab_run_id"], workerinput["workerid"]
         slice_ = IPv4Network(workerinput["connlab_slice"])
     else:
-        run_id, worker, slice_ = reaper.new_run_id(), "main", worker_slice(0, 1)
+        run_id, worker, slice_ = new_run_id(), "main", worker_slice(0, 1)
     return ConnlabState(run_id=run_id, worker=worker, slice=slice_, profiles=profiles, selected=selected,
                         provider_name=provider, provider_options=provider_options,
                         keep=config.getoption("connlab_keep"), json_path=str(json_path) if json_path else None)
@@ -101,7 +102,7 @@ def pytest_configure(config: pytest.Config) -> None:
     else:  # only a process that can make labs holds a run lock and sweeps dead runs
         state.lock = reaper.RunLock(state.run_id).acquire()
         if state.worker == "main":
-            reaper.sweep()
+            reaper.sweep(every_provider())
     config.pluginmanager.register(ResultCollector(state), "connlab-results")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(state), "connlab-xdist")

@@ -7,7 +7,7 @@ import pytest
 
 from ..errors import LabSetupError, ProviderUnavailable
 from ..factory import LabFactory
-from ..lab.lab import Lab
+from ..probes import ProbedLab
 from ..profiles.profile import Profile
 from .markers import limit_of, profile_for, topology_of
 from .state import CALL_REPORT_KEY, OBSERVATIONS_KEY, STATE_KEY
@@ -15,7 +15,15 @@ from .state import CALL_REPORT_KEY, OBSERVATIONS_KEY, STATE_KEY
 
 @pytest.fixture
 def lab_profile(request: pytest.FixtureRequest) -> Profile:
-    """The lab profile this test runs on (one parameter per --lab name)."""
+    """The profile (``profiles.profile.Profile``) this test runs on: function scope, one
+    parameter per ``--lab`` name; ``@pytest.mark.lab_profile(...)`` and ``settings(...)``
+    markers are applied to it.
+
+    Example::
+
+        def test_port_range(lab_profile):
+            assert lab_profile.value_of("Tcpip.MaxUserPort") == 5000
+    """
     state = request.config.stash[STATE_KEY]
     name = getattr(request, "param", state.selected[0])
     return profile_for(request.node, state.profiles[name])
@@ -23,7 +31,16 @@ def lab_profile(request: pytest.FixtureRequest) -> Profile:
 
 @pytest.fixture(scope="session")
 def lab_factory(request: pytest.FixtureRequest) -> Iterator[LabFactory]:
-    """Builds labs for this session and tears down any still standing at its end."""
+    """The session's ``LabFactory``: session scope (one per xdist worker). Builds labs on the
+    chosen provider (``factory.build(profile, TopologyRequest(...))``) and tears down any lab
+    still standing at the end of the session, Ctrl-C included. Most tests want ``lab``.
+
+    Example::
+
+        def test_two_labs(lab_factory, lab_profile):
+            first = lab_factory.build(lab_profile, TopologyRequest(clients=1))
+            ...
+    """
     state = request.config.stash[STATE_KEY]
     factory = state.get_factory()
     yield factory
@@ -52,8 +69,21 @@ def _failed(item: pytest.Item) -> bool:
 
 
 @pytest.fixture
-def lab(request: pytest.FixtureRequest, lab_factory: LabFactory, lab_profile: Profile) -> Iterator[Lab]:
-    """A fresh lab for this test: hosts per its topology marker, settings per its profile."""
+def lab(request: pytest.FixtureRequest, lab_factory: LabFactory, lab_profile: Profile) -> Iterator[ProbedLab]:
+    """A fresh lab (``probes.ProbedLab``) for this test: function scope, torn down after it
+    (kept for a failed test with ``--lab-keep``). Its hosts follow
+    ``@pytest.mark.topology(clients=, ips_per_client=, router=)``; the profile's settings are
+    applied before the test starts. ``lab.server``, ``lab.clients`` and ``lab.router`` are the
+    hosts; ``lab.server.start(argv, port)`` runs your own server in it; ``lab.probe.<limit>(...)``
+    runs a probe and returns its Observation.
+
+    Example::
+
+        @pytest.mark.topology(clients=2)
+        def test_backlog(lab):
+            seen = lab.probe.listen_backlog(backlog=128)
+            assert seen.observed == seen.expected
+    """
     state = request.config.stash[STATE_KEY]
     why_not = lab_factory.cannot_measure(lab_profile, limit_of(request.node))
     if why_not:

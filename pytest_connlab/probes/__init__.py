@@ -1,9 +1,16 @@
-"""Probes: each drives load on a lab through the agent and returns an Observation."""
+"""Probes: each drives load on a lab through the agent and returns an Observation.
+
+``lab.probe.<limit>(...)`` runs one; each attribute is the probe function itself, bound
+to the lab, so ``help(lab.probe.listen_backlog)`` and IDEs show its real parameters.
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import types
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-from ..report.observation import Observation
+from ..lab.lab import Lab
 from . import (
     accept_overflow,
     caps,
@@ -21,95 +28,60 @@ from . import (
     time_wait,
 )
 
-if TYPE_CHECKING:
-    from ..lab.lab import Lab
-    from ..lab.target import Target
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _Bound(Generic[P, R]):
+    """A probe function ``f(lab, ...)`` seen through ``lab.probe`` as ``f(...)`` bound to the lab."""
+
+    def __init__(self, func: Callable[..., R]) -> None:
+        self.func = func
+        self.__doc__ = func.__doc__
+
+    @overload
+    def __get__(self, probes: None, owner: type) -> _Bound[P, R]: ...
+    @overload
+    def __get__(self, probes: Probes, owner: type) -> Callable[P, R]: ...
+    def __get__(self, probes: Probes | None, owner: type) -> Any:
+        return self if probes is None else types.MethodType(self.func, probes.lab)
+
+
+def _probe(func: Callable[Concatenate[Lab, P], R]) -> _Bound[P, R]:
+    return _Bound(func)
 
 
 class Probes:
     """``lab.probe.<limit>(...)``: run one probe on this lab."""
 
     def __init__(self, lab: Lab) -> None:
-        self._lab = lab
+        self.lab = lab
+    hold = _probe(hold.run)
+    ports_per_source = _probe(port_myth.per_source)
+    one_port_connections = _probe(port_myth.one_port)
+    push_fanout = _probe(push.run)
+    ephemeral_ports = _probe(ephemeral_ports.run)
+    listen_backlog = _probe(listen_backlog.run)
+    inbound_cap = _probe(inbound_cap.run)
+    syn_backlog = _probe(syn_backlog.run)
+    accept_overflow = _probe(accept_overflow.run)
+    outbound_half_open = _probe(outbound_half_open.run)
+    time_wait_length = _probe(time_wait.length)
+    time_wait_buckets = _probe(time_wait.buckets)
+    connection_cap = _probe(caps.connection_cap)
+    http_connection_cap = _probe(caps.http_connection_cap)
+    router_table = _probe(caps.router_table)
+    keepalive = _probe(keepalive.run)
+    fd_limit = _probe(servers.fd_limit)
+    thread_pool = _probe(servers.thread_pool)
+    per_server_cap = _probe(servers.per_server_cap)
+    tcb_hash = _probe(tcb_hash.run)
 
-    def hold(self, target: Target | None = None, connections: int = 10_000, for_s: float = 5.0,
-             **kwargs: Any) -> hold.HoldResult:
-        """Ramp to ``connections`` held connections (to ``target``, or the agent's hold server), hold
-        them ``for_s`` seconds, count them server-side; rate, errors, memory per connection."""
-        return hold.run(self._lab, target, connections, for_s, **kwargs)
 
-    def ports_per_source(self, **kwargs: Any) -> Observation:
-        """Hold connections from one client IP to one server port until its port range runs out."""
-        return port_myth.per_source(self._lab, **kwargs)
+class ProbedLab(Lab):
+    """A lab with its probes attached: ``lab.probe.<limit>(...)`` runs one on it. The factory builds
+    these; the lab layer below knows nothing of probes."""
 
-    def one_port_connections(self, **kwargs: Any) -> Observation:
-        """Hold more than 65,536 connections from many client IPs to one listening port."""
-        return port_myth.one_port(self._lab, **kwargs)
-
-    def push_fanout(self, **kwargs: Any) -> Observation:
-        """Hold event-stream clients, push updates to all, count who received every one."""
-        return push.run(self._lab, **kwargs)
-
-    def ephemeral_ports(self, **kwargs: Any) -> Observation:
-        """Connect+close from one client IP to one server ip:port until connect fails."""
-        return ephemeral_ports.run(self._lab, **kwargs)
-
-    def listen_backlog(self, **kwargs: Any) -> Observation:
-        """Count handshakes a never-accepting listener completes, and how the next ends."""
-        return listen_backlog.run(self._lab, **kwargs)
-
-    def inbound_cap(self, **kwargs: Any) -> Observation:
-        """Count the client computers served at once."""
-        return inbound_cap.run(self._lab, **kwargs)
-
-    def syn_backlog(self, **kwargs: Any) -> Observation:
-        """SYN flood with no final ACKs: count SYN_RECV; then see if legitimate clients get in."""
-        return syn_backlog.run(self._lab, **kwargs)
-
-    def accept_overflow(self, **kwargs: Any) -> Observation:
-        """Count late handshakes reset (not dropped) when the accept queue is full."""
-        return accept_overflow.run(self._lab, **kwargs)
-
-    def outbound_half_open(self, **kwargs: Any) -> Observation:
-        """Count SYNs that leave at once for a black hole; time a live connect meanwhile."""
-        return outbound_half_open.run(self._lab, **kwargs)
-
-    def time_wait_length(self, **kwargs: Any) -> Observation:
-        """Read (or with watch=True, outlive) the TIME_WAIT timer of closed connections."""
-        return time_wait.length(self._lab, **kwargs)
-
-    def time_wait_buckets(self, **kwargs: Any) -> Observation:
-        """Churn past tcp_max_tw_buckets and count the TIME_WAIT entries kept."""
-        return time_wait.buckets(self._lab, **kwargs)
-
-    def connection_cap(self, **kwargs: Any) -> Observation:
-        """Hold connections to the server until one is refused."""
-        return caps.connection_cap(self._lab, **kwargs)
-
-    def http_connection_cap(self, **kwargs: Any) -> Observation:
-        """Hold HTTP clients and count those answered 200 (not 403.9 / 503)."""
-        return caps.http_connection_cap(self._lab, **kwargs)
-
-    def router_table(self, **kwargs: Any) -> Observation:
-        """Hold connections through the router until its connection table is full."""
-        return caps.router_table(self._lab, **kwargs)
-
-    def keepalive(self, **kwargs: Any) -> Observation:
-        """Count keepalive probes until a vanished peer is declared dead."""
-        return keepalive.run(self._lab, **kwargs)
-
-    def fd_limit(self, **kwargs: Any) -> Observation:
-        """Count connections a server accepts before EMFILE."""
-        return servers.fd_limit(self._lab, **kwargs)
-
-    def thread_pool(self, **kwargs: Any) -> Observation:
-        """Count connections a thread-per-connection server answers."""
-        return servers.thread_pool(self._lab, **kwargs)
-
-    def per_server_cap(self, **kwargs: Any) -> Observation:
-        """Count the connections a pooling HTTP client opens to one server."""
-        return servers.per_server_cap(self._lab, **kwargs)
-
-    def tcb_hash(self, **kwargs: Any) -> Observation:
-        """Hold more connections than TCB hash buckets and count them."""
-        return tcb_hash.run(self._lab, **kwargs)
+    @cached_property
+    def probe(self) -> Probes:
+        return Probes(self)

@@ -1,14 +1,18 @@
-"""Providers realise a topology as hosts: netns (default), docker, ssh, vagrant."""
+"""Providers realise a topology as hosts: netns (default), docker, ssh, vagrant.
+
+A provider is one module here with a class that meets ``base.Provider`` (make hosts,
+run commands, destroy, sweep what dead runs left, remove a kept lab) and one entry
+in ``_MAKERS``; nothing else in the plugin names providers.
+"""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import ProviderUnavailable
 from .base import Provider
 from .image import DEFAULT_IMAGE
-
-PROVIDERS = ("netns", "docker", "ssh", "vagrant")
 
 
 @dataclass(frozen=True)
@@ -21,22 +25,48 @@ class ProviderOptions:
     vagrant_provider: str = "docker"  # the provider vagrant makes the machines with
 
 
+def _netns(options: ProviderOptions) -> Provider:
+    from .netns import NetnsProvider
+    return NetnsProvider()
+
+
+def _docker(options: ProviderOptions) -> Provider:
+    from .docker import DockerProvider
+    return DockerProvider(options.docker_image)
+
+
+def _ssh(options: ProviderOptions) -> Provider:
+    from .ssh import SshProvider
+    return SshProvider(options.inventory)
+
+
+def _vagrant(options: ProviderOptions) -> Provider:
+    from .vagrant import VagrantProvider
+    return VagrantProvider(options.vagrant_dir, options.vagrant_provider, options.docker_image)
+
+
+_MAKERS: dict[str, Callable[[ProviderOptions], Provider]] = {
+    "netns": _netns, "docker": _docker, "ssh": _ssh, "vagrant": _vagrant}
+PROVIDERS = tuple(_MAKERS)
+
+
 def get_provider(name: str, options: ProviderOptions | None = None) -> Provider:
     """The provider called ``name``; imports its dependencies on first use."""
-    options = options or ProviderOptions()
-    if name == "netns":
-        from .netns import NetnsProvider
-        return NetnsProvider()
-    if name == "docker":
-        from .docker import DockerProvider
-        return DockerProvider(options.docker_image)
-    if name == "ssh":
-        from .ssh import SshProvider
-        return SshProvider(options.inventory)
-    if name == "vagrant":
-        from .vagrant import VagrantProvider
-        return VagrantProvider(options.vagrant_dir, options.vagrant_provider, options.docker_image)
-    raise ValueError(f"unknown provider {name!r}; known: {', '.join(PROVIDERS)}")
+    if name not in _MAKERS:
+        raise ValueError(f"unknown provider {name!r}; known: {', '.join(PROVIDERS)}")
+    return _MAKERS[name](options or ProviderOptions())
 
 
-__all__ = ["PROVIDERS", "Provider", "ProviderOptions", "ProviderUnavailable", "get_provider"]
+def every_provider(options: ProviderOptions | None = None) -> list[Provider]:
+    """One of each provider whose module imports here, for the sweep and `connlab down` (a
+    provider whose library is not installed can have made nothing on this machine)."""
+    found = []
+    for make in _MAKERS.values():
+        try:
+            found.append(make(options or ProviderOptions()))
+        except ImportError:
+            continue
+    return found
+
+
+__all__ = ["PROVIDERS", "Provider", "ProviderOptions", "ProviderUnavailable", "every_provider", "get_provider"]

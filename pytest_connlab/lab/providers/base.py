@@ -3,18 +3,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from ... import agent as agent_package
 from ...agent.workers import BOOT  # one bootstrap for the controller and the agent's own workers
+from ..names import LabName
 from ..topology import HostSpec, Topology
 from .agentproc import AgentProcess
 
 AGENT_PARENT = str(Path(agent_package.__file__).resolve().parent.parent)  # the folder holding agent/
-
-
+Spare = Callable[[LabName], bool]  # True for a lab the sweep must leave alone
 
 
 class Host(Protocol):
@@ -44,6 +44,13 @@ class Provider(Protocol):
 
     def describe_access(self, host: Host) -> str:
         """A shell command that enters ``host`` (for --lab-keep)."""
+
+    def sweep(self, spare: Spare, dry_run: bool = False) -> dict[LabName, list[str]]:
+        """Remove what this provider left of labs that ``spare`` does not keep (their run is dead and
+        they were not kept); return the names removed (or, with ``dry_run``, that would be) by lab."""
+
+    def remove(self, lab: LabName) -> list[str]:
+        """Remove what this provider holds of ``lab`` (`connlab down`); return the names removed."""
 
 
 def local_agent_argv(args: Sequence[str], python: str = sys.executable) -> list[str]:

@@ -20,9 +20,10 @@ from typing import Any
 
 from ...agent.workers import BOOT
 from ...errors import ProviderUnavailable
+from ..names import LabName
 from ..topology import HostSpec, Topology
 from .agentfiles import agent_tar
-from .base import Host
+from .base import Host, Spare
 from .hostnet import interfaces_by_address, ip_batch
 from .image import DEFAULT_IMAGE
 
@@ -56,9 +57,22 @@ def _client() -> Any:
     return docker.from_env(timeout=120)
 
 
-def run_of(lab_prefix: str) -> str:
-    """The run id inside a lab name ``connlab-<run>-<worker>-<n>``."""
-    return lab_prefix.split("-")[1]
+def _lab(prefix: str) -> LabName:
+    lab = LabName.parse(prefix)
+    if lab is None:
+        raise ValueError(f"{prefix!r} is not a lab name")
+    return lab
+
+
+def engine() -> Any | None:
+    """A client of a Docker engine that answers, or None (no SDK, no daemon): for the sweep."""
+    try:
+        import docker
+        client = docker.from_env(timeout=5)
+        client.ping()
+        return client
+    except Exception:
+        return None
 
 
 class DockerProvider:
@@ -97,7 +111,7 @@ class DockerProvider:
     def realise(self, topology: Topology, prefix: str) -> list[Host]:
         cli = shutil.which("docker") or "docker"
         client = _client()
-        labels = {LABEL_RUN: run_of(prefix), LABEL_LAB: prefix}
+        labels = {LABEL_RUN: _lab(prefix).run, LABEL_LAB: prefix}
         try:
             networks = {seg: self._network(client, f"{prefix}-{seg}", subnet, topology.spare_address(seg),
                                            labels)
@@ -161,8 +175,24 @@ class DockerProvider:
     def destroy(self, hosts: list[Host]) -> None:
         """Remove the containers and networks of the hosts' labs."""
         client = _client()
-        for prefix in sorted({h.name.rsplit("-", 1)[0] for h in hosts if isinstance(h, DockerHost)}):
-            remove_lab(client, prefix)
+        for lab in sorted({lab for h in hosts if isinstance(h, DockerHost) and (lab := LabName.of_resource(h.name))}):
+            remove_lab(client, str(lab))
+
+    def sweep(self, spare: Spare, dry_run: bool = False) -> dict[LabName, list[str]]:
+        """Remove the containers, networks and images of labs the reaper does not spare."""
+        client = engine()
+        if client is None:
+            return {}
+        removed = {lab: names for lab, names in lab_names(client).items() if not spare(lab)}
+        if not dry_run:
+            for lab in removed:
+                remove_lab(client, str(lab))
+        return removed
+
+    def remove(self, lab: LabName) -> list[str]:
+        """Remove the containers, networks and images labelled with ``lab``."""
+        client = engine()
+        return remove_lab(client, str(lab)) if client is not None else []
 
     def describe_access(self, host: Host) -> str:
         return f"docker exec -it {getattr(host, 'name', host.label)} bash"
@@ -171,11 +201,6 @@ class DockerProvider:
 def remove_lab(client: Any, prefix: str) -> list[str]:
     """Remove every container, then every network, labelled with lab ``prefix``."""
     return _remove(client, f"{LABEL_LAB}={prefix}")
-
-
-def remove_run(client: Any, run_id: str) -> list[str]:
-    """Remove every container and network of run ``run_id``."""
-    return _remove(client, f"{LABEL_RUN}={run_id}")
 
 
 def _remove(client: Any, label: str) -> list[str]:
@@ -202,15 +227,14 @@ def _remove(client: Any, label: str) -> list[str]:
     return removed
 
 
-def lab_names(client: Any) -> dict[str, dict[str, list[str]]]:
-    """Container and network names by run id, then by lab, of every connlab lab the engine has
-    (vagrant's networks carry only the lab label; the run id is part of the lab name)."""
-    by_run: dict[str, dict[str, list[str]]] = {}
+def lab_names(client: Any) -> dict[LabName, list[str]]:
+    """Container, network and image names by lab, of every connlab lab the engine has (the lab
+    label is the lab's name; one that is not a lab name is not connlab's and is left alone)."""
+    by_lab: dict[LabName, list[str]] = {}
     found = [(c.labels, c.name) for c in client.containers.list(all=True, filters={"label": LABEL_LAB})]
     found += [(n.attrs["Labels"] or {}, n.name) for n in client.networks.list(filters={"label": LABEL_LAB})]
     found += [(i.labels, f"image {i.short_id}") for i in client.images.list(filters={"label": LABEL_LAB})]
     for labels, name in found:
-        lab = labels[LABEL_LAB]
-        run_id = labels.get(LABEL_RUN) or run_of(lab)
-        by_run.setdefault(run_id, {}).setdefault(lab, []).append(name)
-    return by_run
+        if lab := LabName.parse(labels[LABEL_LAB]):
+            by_lab.setdefault(lab, []).append(name)
+    return by_lab

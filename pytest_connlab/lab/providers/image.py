@@ -18,15 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import ImageBuildError
+from .aptsources import mirror_for
 
 IMAGE_REPOSITORY = "connlab-lab"
 DEFAULT_IMAGE = f"{IMAGE_REPOSITORY}:latest"
 RECIPE_VERSION = "1"
 PACKAGES = ("python3", "iproute2", "nftables", "procps", "openssh-server", "sudo")
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_SUITE = "bookworm"
-
-
 
 
 @dataclass(frozen=True)
@@ -34,8 +32,12 @@ class Recipe:
     """What goes into the image; its hash names the tag."""
 
     suite: str = DEFAULT_SUITE
-    mirror: str = DEFAULT_MIRROR
+    mirror: str = ""  # empty: the mirror this machine's apt sources use for the suite
     packages: tuple[str, ...] = PACKAGES
+
+    def __post_init__(self) -> None:
+        if not self.mirror:
+            object.__setattr__(self, "mirror", mirror_for(self.suite))
 
     @property
     def content_hash(self) -> str:

@@ -16,9 +16,10 @@ from typing import Any
 
 from ...errors import ProviderUnavailable
 from ...profiles.sysctlkeys import check_lab_key
+from ..names import LabName
 from ..topology import HostSpec, Topology
 from . import nsexec
-from .base import Host, local_agent_argv
+from .base import Host, Spare, local_agent_argv
 
 # What a namespace made with birth sysctls was born with (tcp_child_ehash_entries shrinks these).
 BIRTH_REPORT = ("net.ipv4.tcp_ehash_entries", "net.ipv4.tcp_max_tw_buckets", "net.ipv4.tcp_max_syn_backlog")
@@ -173,10 +174,25 @@ class NetnsProvider:
         """Remove the hosts' namespaces and the segment namespaces of their lab."""
         ns_hosts = [h for h in hosts if isinstance(h, NetnsHost)]
         host_names = {h.ns_name for h in ns_hosts}
-        prefixes = {name.rsplit("-", 1)[0] for name in host_names}
-        switches = [n.name for prefix in prefixes for n in nsexec.NETNS_DIR.glob(f"{prefix}-*")
-                    if n.name not in host_names]
+        labs = {lab for name in host_names if (lab := LabName.of_resource(name))}
+        switches = [name for lab in labs for name in lab_namespaces().get(lab, []) if name not in host_names]
         self._remove(switches + sorted(host_names), ns_hosts)
+
+    def sweep(self, spare: Spare, dry_run: bool = False) -> dict[LabName, list[str]]:
+        """Remove the namespaces of labs the reaper does not spare."""
+        removed = {lab: names for lab, names in lab_namespaces().items() if not spare(lab)}
+        if not dry_run:
+            for names in removed.values():
+                for name in names:
+                    remove_namespace(name)
+        return removed
+
+    def remove(self, lab: LabName) -> list[str]:
+        """Remove the namespaces of ``lab`` (its hosts' and its segments')."""
+        names = lab_namespaces().get(lab, [])
+        for name in names:
+            remove_namespace(name)
+        return names
 
     @staticmethod
     def _remove(ns_names: list[str], hosts: Sequence[Host]) -> None:
@@ -189,6 +205,16 @@ class NetnsProvider:
 
     def describe_access(self, host: Host) -> str:
         return f"ip netns exec {getattr(host, 'ns_name', host.label)} bash"
+
+
+def lab_namespaces() -> dict[LabName, list[str]]:
+    """The named namespaces that belong to a lab (by the name grammar), by lab."""
+    by_lab: dict[LabName, list[str]] = {}
+    if nsexec.NETNS_DIR.is_dir():
+        for entry in sorted(nsexec.NETNS_DIR.iterdir()):
+            if lab := LabName.of_resource(entry.name):
+                by_lab.setdefault(lab, []).append(entry.name)
+    return by_lab
 
 
 def remove_namespace(name: str) -> None:

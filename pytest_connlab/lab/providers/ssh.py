@@ -20,10 +20,10 @@ from typing import Any
 
 from ...agent.workers import BOOT
 from ...errors import InventoryError, ProviderUnavailable
-from ..reaper import LAB_NAME
+from ..names import LabName
 from ..topology import HostSpec, Nic, Topology
 from .agentfiles import agent_files
-from .base import Host
+from .base import Host, Spare
 from .inventory import InventoryHost, load_inventory
 from .sshproc import ChannelProcess
 
@@ -106,7 +106,7 @@ def _remote(host: SshHost, command: str) -> tuple[int, str]:
 def make_agent_dir(host: SshHost) -> str:
     """A folder made fresh on the host for this lab's agent: ``mktemp -d`` in /var/tmp (mode 0700,
     owned by the login user, never one that existed before), checked after it is made."""
-    if not LAB_NAME.fullmatch(host.lab or ""):
+    if LabName.parse(host.lab or "") is None:
         raise ProviderUnavailable(f"connlab: {host.label}: {host.lab!r} is not a lab name")
     template = f"{REMOTE_ROOT}/connlab-{host.lab}.XXXXXXXX"
     status, text = _remote(host, f"umask 077 && mktemp -d {shlex.quote(template)}")
@@ -240,6 +240,16 @@ class SshProvider:
             except Exception:
                 pass
             host.client.close()
+
+    def sweep(self, spare: Spare, dry_run: bool = False) -> dict[LabName, list[str]]:
+        """Nothing to sweep on this machine: an ssh lab makes no local resource. What a killed run
+        left on the inventory's hosts (its agent folder under /var/tmp, settings it did not restore)
+        is not reached here, since the sweep has no inventory; its agents ended with their sessions."""
+        return {}
+
+    def remove(self, lab: LabName) -> list[str]:
+        """Nothing local to remove (see ``sweep``)."""
+        return []
 
     def describe_access(self, host: Host) -> str:
         if isinstance(host, SshHost):

@@ -16,13 +16,12 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 from ...errors import ProviderUnavailable, VagrantError
-from ..reaper import LOCK_DIR, private_dir
+from ..names import LabName
+from ..rundir import LOCK_DIR, private_dir
 from ..topology import Topology
-from .base import Host
-from .docker import run_of
+from .base import Host, Spare
 from .hostnet import interfaces_by_address, ip_batch
 from .image import DEFAULT_IMAGE
 from .inventory import InventoryHost
@@ -128,6 +127,9 @@ class VagrantProvider:
         return list(hosts)
 
     def _write_spec(self, work: Path, topology: Topology, prefix: str) -> None:
+        lab = LabName.parse(prefix)
+        if lab is None:
+            raise ValueError(f"{prefix!r} is not a lab name")
         key = work / "id_ed25519"
         if not key.exists():
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", prefix, "-f", str(key)],
@@ -139,10 +141,10 @@ class VagrantProvider:
         image = self.image
         if self.machine_provider == "docker":  # one build per lab, before vagrant starts its machines
             from .docker import _client
-            image = f"connlab-vagrant:{prefix.split('-', 1)[1]}"
+            image = f"connlab-vagrant:{lab.run}-{lab.worker}-{lab.seq}"
             _client().images.build(path=str(build), tag=image, rm=True, forcerm=True)
         (segment, subnet), = topology.segments.items()
-        spec = {"lab": prefix, "run": run_of(prefix), "image": image, "key": str(key),
+        spec = {"lab": prefix, "run": lab.run, "image": image, "key": str(key),
                 "build_dir": None, "subnet": str(subnet), "gateway": topology.spare_address(segment),
                 "machines": [{"name": h.name, "ip": h.address} for h in topology.hosts]}
         (work / "spec.json").write_text(json.dumps(spec, indent=1))
@@ -179,14 +181,31 @@ class VagrantProvider:
         for prefix in sorted(prefixes):
             self._destroy_work(WORK_ROOT / prefix)
 
+    def sweep(self, spare: Spare, dry_run: bool = False) -> dict[LabName, list[str]]:
+        """Remove the work folders (and with them the machines' keys and state) of labs the reaper
+        does not spare; their containers and images go with the docker provider's sweep."""
+        removed = {lab: [f"vagrant work folder {work}"] for lab, work in _work_folders().items() if not spare(lab)}
+        if not dry_run:
+            for lab in removed:
+                shutil.rmtree(WORK_ROOT / str(lab), ignore_errors=True)
+        return removed
+
+    def remove(self, lab: LabName) -> list[str]:
+        """Remove the work folder of ``lab``."""
+        work = _work_folders().get(lab)
+        if work is None:
+            return []
+        shutil.rmtree(work, ignore_errors=True)
+        return [f"vagrant work folder {work}"]
+
     def describe_access(self, host: Host) -> str:
         prefix = host.lab if isinstance(host, SshHost) else "?"
         return (f"VAGRANT_CWD={self.vagrant_dir} VAGRANT_DOTFILE_PATH={WORK_ROOT / prefix / 'dot'} "
                 f"CONNLAB_VAGRANT_SPEC={WORK_ROOT / prefix / 'spec.json'} vagrant ssh {host.spec.name}")
 
 
-def dead_labs(alive: Any) -> list[Path]:
-    """Work folders of labs whose run is no longer alive (``alive(run_id) -> bool``)."""
+def _work_folders() -> dict[LabName, Path]:
+    """The labs' work folders, by lab (a folder not named after a lab is not connlab's)."""
     if not WORK_ROOT.is_dir():
-        return []
-    return [p for p in sorted(WORK_ROOT.iterdir()) if p.is_dir() and not alive(run_of(p.name))]
+        return {}
+    return {lab: p for p in sorted(WORK_ROOT.iterdir()) if p.is_dir() and (lab := LabName.parse(p.name))}
