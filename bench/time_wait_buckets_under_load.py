@@ -42,7 +42,7 @@ def _direct_run(lab: object, two_workers: bool) -> int:
     """One churn of 1,100 connects past tcp_max_tw_buckets=100 in ``lab``; the TIME_WAIT count it
     leaves. ``two_workers``: the old layout (two workers, nothing pinned); else the probe's."""
     from pytest_connlab.probes.common import start_agent_server
-    from pytest_connlab.probes.time_wait import drain_time_wait
+    from pytest_connlab.probes.time_wait_buckets import drain_time_wait
     client = lab.clients[0]  # type: ignore[attr-defined]
     drain_time_wait(client)
     pin = () if two_workers else ("--one-cpu",)

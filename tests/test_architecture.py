@@ -95,7 +95,7 @@ def test_the_reaper_imports_no_provider():
 
 def test_the_probe_facade_shows_each_probes_parameters():
     from pytest_connlab.probes import Probes
-    from pytest_connlab.probes.listen_backlog import run
+    from pytest_connlab.probes.listen_backlog import listen_backlog as run
     probes = object.__new__(Probes)
     probes.lab = object()  # type: ignore[assignment]
     shown = inspect.signature(probes.listen_backlog)

@@ -1,7 +1,9 @@
 """Probes: each drives load on a lab through the agent and returns an Observation.
 
-``lab.probe.<limit>(...)`` runs one; each attribute is the probe function itself, bound
-to the lab, so ``help(lab.probe.listen_backlog)`` and IDEs show its real parameters.
+One module per limit, named after it, holding one function of the same name
+(``listen_backlog.listen_backlog(lab, ...)``); ``lab.probe.<limit>(...)`` is that function
+bound to the lab (the package binds no function names, so each submodule stays
+importable as itself), so ``help(lab.probe.listen_backlog)`` and IDEs show its real parameters.
 """
 from __future__ import annotations
 
@@ -13,19 +15,25 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 from ..lab.lab import Lab
 from . import (
     accept_overflow,
-    caps,
+    connection_cap,
     ephemeral_ports,
+    fd_limit,
     hold,
+    http_connection_cap,
     inbound_cap,
     keepalive,
     listen_backlog,
+    one_port_connections,
     outbound_half_open,
-    port_myth,
-    push,
-    servers,
+    per_server_cap,
+    ports_per_source,
+    push_fanout,
+    router_table,
     syn_backlog,
     tcb_hash,
-    time_wait,
+    thread_pool,
+    time_wait_buckets,
+    time_wait_length,
 )
 
 P = ParamSpec("P")
@@ -56,26 +64,26 @@ class Probes:
 
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
-    hold = _probe(hold.run)
-    ports_per_source = _probe(port_myth.per_source)
-    one_port_connections = _probe(port_myth.one_port)
-    push_fanout = _probe(push.run)
-    ephemeral_ports = _probe(ephemeral_ports.run)
-    listen_backlog = _probe(listen_backlog.run)
-    inbound_cap = _probe(inbound_cap.run)
-    syn_backlog = _probe(syn_backlog.run)
-    accept_overflow = _probe(accept_overflow.run)
-    outbound_half_open = _probe(outbound_half_open.run)
-    time_wait_length = _probe(time_wait.length)
-    time_wait_buckets = _probe(time_wait.buckets)
-    connection_cap = _probe(caps.connection_cap)
-    http_connection_cap = _probe(caps.http_connection_cap)
-    router_table = _probe(caps.router_table)
-    keepalive = _probe(keepalive.run)
-    fd_limit = _probe(servers.fd_limit)
-    thread_pool = _probe(servers.thread_pool)
-    per_server_cap = _probe(servers.per_server_cap)
-    tcb_hash = _probe(tcb_hash.run)
+    accept_overflow = _probe(accept_overflow.accept_overflow)
+    connection_cap = _probe(connection_cap.connection_cap)
+    ephemeral_ports = _probe(ephemeral_ports.ephemeral_ports)
+    fd_limit = _probe(fd_limit.fd_limit)
+    hold = _probe(hold.hold)
+    http_connection_cap = _probe(http_connection_cap.http_connection_cap)
+    inbound_cap = _probe(inbound_cap.inbound_cap)
+    keepalive = _probe(keepalive.keepalive)
+    listen_backlog = _probe(listen_backlog.listen_backlog)
+    one_port_connections = _probe(one_port_connections.one_port_connections)
+    outbound_half_open = _probe(outbound_half_open.outbound_half_open)
+    per_server_cap = _probe(per_server_cap.per_server_cap)
+    ports_per_source = _probe(ports_per_source.ports_per_source)
+    push_fanout = _probe(push_fanout.push_fanout)
+    router_table = _probe(router_table.router_table)
+    syn_backlog = _probe(syn_backlog.syn_backlog)
+    tcb_hash = _probe(tcb_hash.tcb_hash)
+    thread_pool = _probe(thread_pool.thread_pool)
+    time_wait_buckets = _probe(time_wait_buckets.time_wait_buckets)
+    time_wait_length = _probe(time_wait_length.time_wait_length)
 
 
 class ProbedLab(Lab):

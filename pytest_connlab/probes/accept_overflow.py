@@ -24,7 +24,7 @@ CHAIN = "late_final_acks"
 SYNACK_RETRY_S = 3.0  # SYN-ACK retransmissions come 1 s and 3 s after the SYN (initial RTO 1 s)
 
 
-def run(lab: Lab, late: int = 4, backlog: int = 5) -> Observation:
+def accept_overflow(lab: Lab, late: int = 4, backlog: int = 5) -> Observation:
     """Count the late handshakes the server resets once its accept queue is full."""
     filler = lab.clients[0]
     late_host, late_ip = second_source(lab)

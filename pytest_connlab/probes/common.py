@@ -8,12 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..profiles.emulation import nft_chain
 from ..profiles.errnos import linux_names_for
-from ..report.observation import Observation
+from ..report.observation import NO_ERROR, Observation
 
 if TYPE_CHECKING:
     from ..lab.lab import Lab
     from ..lab.labhost import LabHost
     from ..lab.target import Target
+
+NO_CAP_BOUND = 200  # connections tried when the lab's settings imply no cap
+MAX_BOUND = 19_000  # one agent process, under the 20,000 descriptor limit
 
 
 @dataclass(frozen=True)
@@ -136,3 +139,18 @@ def pin_measuring_server(lab: Lab, why: str = "the measuring server must not dro
                          "accepts: the limit measured is elsewhere") -> None:
     """Give the server's accept queue room (somaxconn 4096), whatever the profile's backlog cap."""
     lab.pin("server", {"net.core.somaxconn": "4096"}, why, override=True)
+
+
+def hold_connections(client: LabHost, target: Target, count: int, timeout: float, extra: int = 2) -> dict[str, Any]:
+    """Open and hold up to ``count`` connections from every address of ``client``; after the first
+    failure try ``extra`` more at once. The agent's 'opened' event."""
+    proc = client.agent("open", "--target", target.endpoint, "--sources", ",".join(client.addresses),
+                        "--count", str(count), "--timeout", str(timeout), "--deadline", "120",
+                        "--extra", str(extra), "--hold", "300")
+    return proc.expect("opened", timeout=timeout * (extra + 2) + 150)
+
+
+def first_error(opened: dict[str, Any]) -> str:
+    """The name of the first error an 'opened' event reports, or no error."""
+    errors = opened["errors"]
+    return str(errors[0]["name"]) if errors else NO_ERROR

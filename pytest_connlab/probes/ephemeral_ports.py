@@ -56,7 +56,7 @@ def _derived(lab: Lab, size: int, low: int, high: int) -> tuple[int | None, str]
     return size, f"{PORT_RANGE} = {low} {high}"
 
 
-def run(lab: Lab, target: Target | None = None, port_pool: str = "per-destination",
+def ephemeral_ports(lab: Lab, target: Target | None = None, port_pool: str = "per-destination",
         deadline_s: float = 120.0, workers: int | None = None) -> Observation:
     """Measure the ephemeral port pool of the first client toward one server ip:port."""
     client = lab.clients[0]

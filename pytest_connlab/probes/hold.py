@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..agent.fleet import merge_counts
 from ..lab.providers.agentproc import AgentProcess
 from ..lab.target import Target
+from ..report.observation import NO_ERROR
 from .holdplan import HoldPlan, plan_hold, ports_in_range
 
 if TYPE_CHECKING:
@@ -166,7 +167,7 @@ def pin_hold_server(lab: Lab) -> None:
             "a fast ramp must not overflow the accept or SYN queue", override=True)
 
 
-def run(lab: Lab, target: Target | None = None, connections: int = 10_000, for_s: float = 5.0,
+def hold(lab: Lab, target: Target | None = None, connections: int = 10_000, for_s: float = 5.0,
         sources: list[str] | None = None, in_flight: int = 256, timeout: float = 5.0,
         deadline_s: float | None = None, subscribe: bool = False,
         during_hold: Callable[[AgentProcess | None, list[AgentProcess]], None] | None = None) -> HoldResult:
@@ -304,4 +305,16 @@ def next_named(proc: AgentProcess, name: str, timeout: float = 30.0) -> dict[str
     raise TimeoutError(f"no {name!r} event within {timeout:.0f} s")
 
 
-__all__ = ["HoldResult", "client_ports", "run", "start_hold_server"]
+def most_common_error(result: HoldResult) -> str:
+    """The error that ended most of a hold's failed connects, or no error."""
+    if not result.errors:
+        return NO_ERROR
+    return max(result.errors.items(), key=lambda kv: kv[1])[0]
+
+
+def hold_evidence(result: HoldResult) -> dict[str, object]:
+    """A hold's result as evidence, with the first line of its explanation as the how."""
+    return {"hold": result.to_json(), "how": result.explain().splitlines()[0]}
+
+
+__all__ = ["HoldResult", "client_ports", "hold", "hold_evidence", "most_common_error", "start_hold_server"]

@@ -28,7 +28,7 @@ def _connect(host: LabHost, target: Target, count: int, timeout: float
     return proc, proc.expect("opened", timeout=timeout * count + 30)
 
 
-def run(lab: Lab, more_per_admitted: int = 2, connect_timeout: float = 2.0) -> Observation:
+def inbound_cap(lab: Lab, more_per_admitted: int = 2, connect_timeout: float = 2.0) -> Observation:
     """Connect from every client host; count the hosts served."""
     computers = len(lab.clients)
     exp = expectation(lab, LIMIT, (None, "no inbound cap in this profile's settings"),

@@ -26,7 +26,7 @@ SCALED_TIME_S = 1
 SCALED_INTERVAL_S = 1
 
 
-def run(lab: Lab, slack_s: float = 1.5) -> Observation:
+def keepalive(lab: Lab, slack_s: float = 1.5) -> Observation:
     """Let the server vanish under two idle connections; count the keepalive probes."""
     client = lab.clients[0]
     idle, interval, probes = client.int_sysctls(KEYS).values()

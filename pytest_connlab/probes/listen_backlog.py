@@ -23,7 +23,7 @@ APP_BACKLOG = 65535  # what a server asking for "as many as allowed" (SOMAXCONN)
 COUNTERS = ("TcpExtListenOverflows", "TcpExtListenDrops")
 
 
-def run(lab: Lab, backlog: int = APP_BACKLOG, connect_timeout: float = 1.5,
+def listen_backlog(lab: Lab, backlog: int = APP_BACKLOG, connect_timeout: float = 1.5,
         extra_attempts: int = 3) -> Observation:
     """Fill the accept queue of a never-accepting listener and see how the next connects end."""
     somaxconn = lab.server.int_sysctls(["net.core.somaxconn"], default=4096)["net.core.somaxconn"]

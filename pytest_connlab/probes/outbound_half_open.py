@@ -64,7 +64,7 @@ def _live_connect(client: LabHost, endpoint: str, bound_s: float) -> dict[str, o
             "error": opened["errors"][0]["name"] if opened["errors"] else None}
 
 
-def run(lab: Lab, connects: int = 20, time_scale: float = 0.25, settle_s: float = 1.5) -> Observation:
+def outbound_half_open(lab: Lab, connects: int = 20, time_scale: float = 0.25, settle_s: float = 1.5) -> Observation:
     """Count SYNs that leave for a black hole; then time a connect to a live server."""
     client = lab.clients[0]
     cap = lab.scoped.get("Product.HalfOpenOutboundCap")

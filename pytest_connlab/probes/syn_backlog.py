@@ -34,7 +34,7 @@ def syn_queue_cap(backlog: int, somaxconn: int, max_syn_backlog: int, syncookies
     return cap
 
 
-def run(lab: Lab, attackers: int = 300, legitimate: int = 20, backlog: int = 128,
+def syn_backlog(lab: Lab, attackers: int = 300, legitimate: int = 20, backlog: int = 128,
         settle_s: float = 1.0) -> Observation:
     """Flood the listener with half-open connects, count SYN_RECV, then try legitimate clients."""
     attacker = lab.clients[0]

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ..lab.lab import Lab
 
 
-def run(lab: Lab, per_bucket: int = 4, at_least: int = 2000, at_most: int = 16_000) -> Observation:
+def tcb_hash(lab: Lab, per_bucket: int = 4, at_least: int = 2000, at_most: int = 16_000) -> Observation:
     """Hold ``per_bucket`` connections per hash bucket (bounded); count them on the server."""
     born = lab.server.birth_report
     buckets = abs(int(born.get("net.ipv4.tcp_ehash_entries") or 0))

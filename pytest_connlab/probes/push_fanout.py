@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..lab.providers.agentproc import AgentProcess
 from ..report.observation import NO_ERROR, Observation
 from .common import expectation, observation
-from .hold import next_named
-from .hold import run as hold
+from .hold import hold, next_named
 
 if TYPE_CHECKING:
     from ..lab.lab import Lab
@@ -70,7 +69,7 @@ class Pusher:
                 self.received.setdefault(int(seq), []).extend(values)
 
 
-def run(lab: Lab, clients: int = 3000, updates: int = 5, interval_s: float = 0.2,
+def push_fanout(lab: Lab, clients: int = 3000, updates: int = 5, interval_s: float = 0.2,
         settle_s: float = 10.0) -> Observation:
     """Hold ``clients`` subscribers, push ``updates`` updates, count who got every one."""
     exp = expectation(lab, LIMIT, (None, "an event-loop server writes to every subscriber"))

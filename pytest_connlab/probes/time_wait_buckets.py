@@ -1,19 +1,9 @@
-"""time_wait_length and time_wait_buckets: how long TIME_WAIT lasts and how many entries are kept.
-
-Length: the client closes a few connections first and reads the TIME_WAIT timer
-the kernel reports for them in /proc/net/tcp; with ``watch`` it also waits (at
-most ``watch_bound_s``) until the entries are gone and reports the lifetime.
-Linux holds TIME_WAIT for TCP_TIMEWAIT_LEN, 60 s, compiled in; Windows for
-TcpTimedWaitDelay (120 s on XP/2003 IPv4, 240 s on 2000), which no Linux knob
-can emulate: the fidelity is 'none', and the documented value is shown beside.
-
-Buckets: the client churns more connections than tcp_max_tw_buckets and counts
+"""time_wait_buckets: the client churns more connections than tcp_max_tw_buckets and counts
 the TIME_WAIT entries it holds; past the limit a closing connection gets none
 (TcpExtTCPTimeWaitOverflow), so port exhaustion vanishes.
 """
 from __future__ import annotations
 
-import math
 import time
 from typing import TYPE_CHECKING
 
@@ -25,7 +15,6 @@ if TYPE_CHECKING:
     from ..lab.lab import Lab
     from ..lab.labhost import LabHost
 
-TIMEWAIT_LEN_S = 60  # include/net/tcp.h
 # inet_twsk_alloc() (net/ipv4/inet_timewait_sock.c) checks the namespace's TIME_WAIT count against
 # tcp_max_tw_buckets and adds one later, with no lock between: two CPUs that both read limit - 1 both
 # get an entry, and the count ends at limit + 1 (reported: 101 of 100 in 4 of 20 loaded runs; measured
@@ -34,40 +23,6 @@ TIMEWAIT_LEN_S = 60  # include/net/tcp.h
 # so one churn process and the server, both on one CPU, make them one at a time.
 ONE_CPU_WHY = ("client churn and server on one CPU: the kernel's tcp_max_tw_buckets check is not atomic "
                "across CPUs (limit + 1 entries when two CPUs pass it at once)")
-
-
-def length(lab: Lab, connections: int = 3, watch: bool = False, watch_bound_s: float = 75.0) -> Observation:
-    """Read the TIME_WAIT timer of a few closed connections (and, with ``watch``, outlive it)."""
-    client = lab.clients[0]
-    pin_churn_conditions(lab)
-    exp = expectation(lab, "time_wait_length", (TIMEWAIT_LEN_S, "TCP_TIMEWAIT_LEN, compiled into Linux"),
-                      to_lab=lambda _: TIMEWAIT_LEN_S, lab_endings=())
-    server = start_agent_server(lab, "close")
-    start = time.monotonic()
-    client.agent_once("churn", "--target", server.endpoint, "--source", client.address,
-                      "--count", str(connections), "--deadline", "30", timeout=60)
-    settle_until = time.monotonic() + 5.0  # the last close may still be in FIN_WAIT when churn returns
-    seen = client.observe(server.port)["sockets"]
-    while seen["remote_port"].get("TIME_WAIT", 0) < connections and time.monotonic() < settle_until:
-        time.sleep(0.1)
-        seen = client.observe(server.port)["sockets"]
-    left = seen["time_wait_left_s"] or [0.0, 0.0]
-    evidence: dict[str, object] = {"time_wait_entries": seen["remote_port"].get("TIME_WAIT", 0),
-                                   "timer_left_s": left}
-    observed = math.ceil(left[1])
-    if watch:
-        closed_at = start
-        while time.monotonic() - start < watch_bound_s:
-            if not client.observe(server.port)["sockets"]["remote_port"].get("TIME_WAIT"):
-                break
-            time.sleep(0.5)
-        lifetime = time.monotonic() - closed_at
-        evidence["watched_lifetime_s"] = round(lifetime, 1)
-        evidence["how"] = (f"the entries were gone {lifetime:.1f} s after the close (the timer is "
-                           "checked by the TIME_WAIT reaper, so a little late)")
-    server.stop()
-    return observation(lab, "time_wait_length", exp, observed=observed, ended_by=NO_ERROR, bound=0,
-                       duration_s=time.monotonic() - start, evidence=evidence)
 
 
 def drain_time_wait(host: LabHost, bound_s: float = 65.0) -> float:
@@ -82,7 +37,7 @@ def drain_time_wait(host: LabHost, bound_s: float = 65.0) -> float:
     return time.monotonic() - start
 
 
-def buckets(lab: Lab, extra: int = 1000) -> Observation:
+def time_wait_buckets(lab: Lab, extra: int = 1000) -> Observation:
     """Churn past tcp_max_tw_buckets and count the TIME_WAIT entries the client keeps."""
     client = lab.clients[0]
     pin_churn_conditions(lab)

@@ -1,0 +1,46 @@
+"""connection_cap: one client opens and holds connections until the server side
+refuses one (Windows TcpNumConnections, emulated by nft 'ct count').
+"""
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ..report.observation import Observation
+from .common import (
+    MAX_BOUND,
+    NO_CAP_BOUND,
+    expectation,
+    first_error,
+    hold_connections,
+    observation,
+    pin_measuring_server,
+    start_agent_server,
+)
+
+if TYPE_CHECKING:
+    from ..lab.lab import Lab
+
+
+def connection_cap(lab: Lab, connect_timeout: float = 2.0) -> Observation:
+    """Open and hold connections from one client until one is refused."""
+    cap = lab.profile.value_of("Tcpip.TcpNumConnections")
+    capped = isinstance(cap, int) and cap < 1_000_000
+    exp = expectation(lab, "connection_cap",
+                      (int(cap) if capped else None,  # type: ignore[arg-type]
+                       f"Tcpip.TcpNumConnections {cap}" if cap else "no connection cap in this profile's settings"),
+                      lab_endings=("ECONNREFUSED",) if capped else ())
+    bound = min(MAX_BOUND, int(cap) + 16 if capped else NO_CAP_BOUND)  # type: ignore[arg-type]
+    pin_measuring_server(lab)
+    server = start_agent_server(lab, "hold")
+    start = time.monotonic()
+    opened = hold_connections(lab.clients[0], server, bound, connect_timeout)
+    duration = time.monotonic() - start
+    seen = lab.server.observe(server.port)["sockets"]["local_port"]
+    server.stop()
+    evidence = {"server_established": seen.get("ESTABLISHED", 0),
+                "next_attempts": [e["name"] for e in opened["extra_errors"]],  # type: ignore[attr-defined]
+                "next_attempts_completed": opened["extra_established"]}
+    return observation(lab, "connection_cap", exp, observed=int(opened["established"]),  # type: ignore[call-overload]
+                       ended_by=first_error(opened), bound=bound, duration_s=duration,
+                       states={"server": seen}, evidence=evidence)
