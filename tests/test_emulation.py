@@ -1,5 +1,15 @@
 """The emulation map: knobs, fidelity and reasons."""
-from pytest_connlab.profiles.emulation import FIDELITIES, RULES, rule_for, worst
+from pytest_connlab.profiles.emulation import (
+    CONNECTION_CAP,
+    FIDELITIES,
+    HALF_OPEN_OUTBOUND,
+    HTTP_403_9_PAST,
+    INBOUND_COMPUTERS,
+    REFUSE_ON_FULL_BACKLOG,
+    RULES,
+    rule_for,
+    worst,
+)
 from pytest_connlab.profiles.profile import discover
 
 
@@ -42,16 +52,16 @@ def test_dynamic_port_range_is_start_and_count():
 
 def test_probe_scoped_settings_are_not_applied_lab_wide():
     knobs = discover([])["winxp-sp2"].knobs()
-    assert knobs.scoped == {"Product.RefuseOnFullBacklog": 1, "Product.HalfOpenOutboundCap": 10,
-                            "IIS.MaxConnections": 10}
+    assert knobs.emulated == {REFUSE_ON_FULL_BACKLOG: 1, HALF_OPEN_OUTBOUND: 10, HTTP_403_9_PAST: 10,
+                              INBOUND_COMPUTERS: 10}
     assert all("half_open" not in f for frags in knobs.nft.values() for f in frags)
     assert knobs.sysctls["server"]["net.ipv4.tcp_abort_on_overflow"] == "1"
 
 
 def test_rate_limiting_turns_the_cap_of_ten_on_only_when_one():
     rule = rule_for("Tcpip.EnableConnectionRateLimiting")
-    assert rule.knobs(0, {}).scoped == {}
-    assert rule.knobs(1, {}).scoped == {"Product.HalfOpenOutboundCap": 10}
+    assert rule.knobs(0, {}).emulated == {}
+    assert rule.knobs(1, {}).emulated == {HALF_OPEN_OUTBOUND: 10}
 
 
 def test_keepalive_milliseconds_become_whole_seconds():
@@ -67,8 +77,9 @@ def test_tcb_hash_size_is_a_birth_sysctl_of_the_server():
 
 def test_connection_cap_of_the_default_is_no_rule_at_all():
     rule = rule_for("Tcpip.TcpNumConnections")
-    assert rule.knobs(0xFFFFFE, {}).nft == {}
+    assert rule.knobs(0xFFFFFE, {}).nft == {} and rule.knobs(0xFFFFFE, {}).emulated == {}
     assert "ct count over 100 " in rule.knobs(100, {}).nft["server"][0]
+    assert rule.knobs(100, {}).emulated == {CONNECTION_CAP: 100}
 
 
 def test_syn_queue_cap_follows_the_kernel():

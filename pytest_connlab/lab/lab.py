@@ -35,7 +35,7 @@ class Lab:
         self.router: LabHost | None = self.hosts.get("router")
         self.clients = [h for h in self.hosts.values() if h.role == "client"]
         self.rlimits: dict[str, dict[str, int]] = {}
-        self.scoped: dict[str, int] = {}  # emulated settings only the probe of their limit applies
+        self.emulated: dict[str, int] = {}  # what each emulation enforces (profiles.emulation names)
         self.observations: list[Observation] = []
         self.conditions: dict[str, str] = {}
         self._undo: list[tuple[str, Callable[[], None]]] = []
@@ -58,9 +58,9 @@ class Lab:
 
     def apply(self, knobs: Knobs) -> None:
         """Apply sysctls (all hosts at once) then nft rules, each pushed on the undo stack; keep
-        the process limits for the server's programs and the settings probes apply themselves."""
+        the process limits for the server's programs and what each emulation enforces."""
         self.rlimits = {role: dict(v) for role, v in knobs.rlimits.items()}
-        self.scoped = dict(knobs.scoped)
+        self.emulated = dict(knobs.emulated)
         for role, limits in self.rlimits.items():
             for host in self.hosts_for(role):
                 host.rlimits = limits

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from ..profiles.emulation import CONNECTION_CAP
 from ..report.observation import Observation
 from .common import (
     MAX_BOUND,
@@ -24,13 +25,12 @@ if TYPE_CHECKING:
 
 def connection_cap(lab: Lab, connect_timeout: float = 2.0) -> Observation:
     """Open and hold connections from one client until one is refused."""
-    cap = lab.profile.value_of("Tcpip.TcpNumConnections")
-    capped = isinstance(cap, int) and cap < 1_000_000
+    cap = lab.emulated.get(CONNECTION_CAP)
     exp = expectation(lab, "connection_cap",
-                      (int(cap) if capped else None,  # type: ignore[arg-type]
-                       f"Tcpip.TcpNumConnections {cap}" if cap else "no connection cap in this profile's settings"),
-                      lab_endings=("ECONNREFUSED",) if capped else ())
-    bound = min(MAX_BOUND, int(cap) + 16 if capped else NO_CAP_BOUND)  # type: ignore[arg-type]
+                      (cap, f"the server's nft connection cap {cap} (ct count)" if cap else
+                       "no connection cap in this profile's settings"),
+                      lab_endings=("ECONNREFUSED",) if cap else ())
+    bound = min(MAX_BOUND, cap + 16 if cap else NO_CAP_BOUND)
     pin_measuring_server(lab)
     server = start_agent_server(lab, "hold")
     start = time.monotonic()

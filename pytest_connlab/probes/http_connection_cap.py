@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from ..profiles.emulation import HTTP_403_9_PAST, HTTP_503_PAST
 from ..report.observation import NO_ERROR, Observation
 from .common import expectation, http_clients, observation, pin_measuring_server, start_agent_server
 
@@ -14,9 +15,10 @@ if TYPE_CHECKING:
 
 
 def _http_cap(lab: Lab) -> tuple[int | None, str, str]:
-    for key, status in (("HTTP.MaxConnections", "503"), ("IIS.MaxConnections", "403.9")):
-        if key in lab.scoped:
-            return lab.scoped[key], status, key
+    """The cap the agent's HTTP server plays, the status it answers past it, and how to say so."""
+    for mechanism, status, who in ((HTTP_503_PAST, "503", "HTTP.SYS"), (HTTP_403_9_PAST, "403.9", "IIS 5.1")):
+        if mechanism in lab.emulated:
+            return lab.emulated[mechanism], status, f"the agent's HTTP server plays {who}: {status} past"
     return None, "503", ""
 
 

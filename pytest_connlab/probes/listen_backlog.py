@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..profiles.emulation import nft_chain
+from ..profiles.emulation import REFUSE_ON_FULL_BACKLOG, refuse_on_full_backlog_rules
 from ..report.observation import NO_ERROR, Observation, counter_delta
 from .common import expectation, observation, start_agent_server
 
@@ -28,7 +28,7 @@ def listen_backlog(lab: Lab, backlog: int = APP_BACKLOG, connect_timeout: float 
     """Fill the accept queue of a never-accepting listener and see how the next connects end."""
     somaxconn = lab.server.int_sysctls(["net.core.somaxconn"], default=4096)["net.core.somaxconn"]
     effective = min(backlog, somaxconn)
-    refuse = bool(lab.scoped.get("Product.RefuseOnFullBacklog"))
+    refuse = bool(lab.emulated.get(REFUSE_ON_FULL_BACKLOG))
     if refuse:
         exp = expectation(lab, LIMIT, (effective, f"min({backlog}, somaxconn {somaxconn}), refused past it"),
                           lab_endings=("ECONNREFUSED",))
@@ -37,9 +37,8 @@ def listen_backlog(lab: Lab, backlog: int = APP_BACKLOG, connect_timeout: float 
                           to_lab=lambda v: v + 1, lab_endings=("ETIMEDOUT",))
     bound = max(effective + 1, exp.value or 0) + 16
     server = start_agent_server(lab, "never", backlog=backlog)
-    if refuse:  # Windows refuses a connect to a full backlog; see Product.RefuseOnFullBacklog
-        lab.load_nft(lab.server, [nft_chain("refuse_on_full_backlog", "input", [
-            f"tcp dport {server.port} ct state new ct count over {effective} counter reject with tcp reset"])])
+    if refuse:  # Windows refuses a connect to a full backlog
+        lab.load_nft(lab.server, refuse_on_full_backlog_rules(server.port, effective))
     before = lab.server.observe(server.port)["counters"]
     client = lab.clients[0]
     start = time.monotonic()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..profiles.emulation import INBOUND_COMPUTERS
 from ..report.observation import Observation
 from .common import expectation, observation
 from .hold import client_ports, hold, hold_evidence, most_common_error
@@ -24,8 +25,8 @@ def one_port_connections(lab: Lab, connections: int = ONE_PORT_DEFAULT, for_s: f
     sources = [ip for c in lab.clients for ip in c.addresses]
     ports = client_ports(lab.clients[0])
     shares = split_evenly(connections, len(sources))
-    cap = lab.profile.value_of("Product.InboundComputerCap")
-    admitted = shares[: int(cap)] if cap is not None else shares
+    cap = lab.emulated.get(INBOUND_COMPUTERS)
+    admitted = shares[:cap] if cap is not None else shares
     value = sum(min(share, ports) for share in admitted)
     how = (f"{len(sources)} source IPs x min(their share, {ports} ports)"
            + (f", of which the profile's inbound cap admits {cap}" if cap is not None else ""))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..profiles.emulation import nft_chain
+from ..profiles.emulation import HALF_OPEN_OUTBOUND, half_open_outbound_rules, nft_chain
 from ..report.observation import NO_ERROR, Observation
 from .common import expectation, nft_counter, nft_set_size, observation, start_agent_server
 
@@ -28,23 +28,6 @@ if TYPE_CHECKING:
 LIMIT = "outbound_half_open"
 BLACK_HOLE_PORT = 9  # discard; the server drops every packet to it
 WINDOWS_GIVE_UP_S = 21.0  # 3 + 6 + 12 s: TcpMaxConnectRetransmissions 2, initial RTO 3 s [KB314053]
-SYN = "tcp flags & (syn | ack) == syn"
-
-
-def half_open_cap_rules(cap: int, timeout_ms: int) -> list[str]:
-    """nft: at most ``cap`` outbound connections between SYN and SYN-ACK/RST; other SYNs dropped."""
-    key = "ip daddr . tcp dport . tcp sport"
-    back = "ip saddr . tcp sport . tcp dport"
-    return [
-        f"set half_open {{ type ipv4_addr . inet_service . inet_service; size {cap}; "
-        f"flags dynamic,timeout; timeout {timeout_ms}ms; gc-interval 100ms; }}",
-        "counter held_back {}",
-        nft_chain("half_open_out", "output", [f"{SYN} {key} @half_open accept",
-                                              f"{SYN} add @half_open {{ {key} }} accept",
-                                              f"{SYN} counter name held_back drop"]),
-        nft_chain("half_open_in", "input", [f"tcp flags & (syn | ack) == syn | ack delete @half_open {{ {back} }}",
-                                            f"tcp flags rst delete @half_open {{ {back} }}"]),
-    ]
 
 
 def _black_hole(lab: Lab) -> None:
@@ -67,15 +50,15 @@ def _live_connect(client: LabHost, endpoint: str, bound_s: float) -> dict[str, o
 def outbound_half_open(lab: Lab, connects: int = 20, time_scale: float = 0.25, settle_s: float = 1.5) -> Observation:
     """Count SYNs that leave for a black hole; then time a connect to a live server."""
     client = lab.clients[0]
-    cap = lab.scoped.get("Product.HalfOpenOutboundCap")
+    cap = lab.emulated.get(HALF_OPEN_OUTBOUND)
     give_up_s = WINDOWS_GIVE_UP_S * time_scale
-    exp = expectation(lab, LIMIT, (cap, f"Product.HalfOpenOutboundCap {cap}" if cap else
+    exp = expectation(lab, LIMIT, (cap, f"the client's nft set of {cap} half-open connects" if cap else
                                    "no half-open outbound cap in this profile's settings"),
                       lab_endings=())
     server = start_agent_server(lab, "close")
     _black_hole(lab)
     if cap:
-        lab.load_nft(client, half_open_cap_rules(cap, int(give_up_s * 1000)))
+        lab.load_nft(client, half_open_outbound_rules(cap, int(give_up_s * 1000)))
     start = time.monotonic()
     burst = client.agent("burst", "--target", f"{lab.server.address}:{BLACK_HOLE_PORT}", "--sources",
                          client.address, "--count", str(connects), "--settle", str(settle_s), "--hold", "60",

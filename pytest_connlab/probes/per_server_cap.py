@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from ..profiles.emulation import HTTP_POOL_PER_SERVER
 from ..report.observation import NO_ERROR, Observation
 from .common import expectation, observation, pin_measuring_server, start_agent_server
 
@@ -16,9 +17,9 @@ if TYPE_CHECKING:
 
 def per_server_cap(lab: Lab, requests: int = 8, delay_s: float = 0.3) -> Observation:
     """Send ``requests`` at once through the client's per-server pool; count the server's peak."""
-    pool = lab.scoped.get("WinInet.MaxConnectionsPerServer")
+    pool = lab.emulated.get(HTTP_POOL_PER_SERVER)
     exp = expectation(lab, "per_server_cap",
-                      (pool, f"WinInet.MaxConnectionsPerServer {pool}" if pool else
+                      (pool, f"the agent's HTTP client pools {pool} connections per server" if pool else
                        "no per-server cap in this profile's settings: one connection per request"),
                       lab_endings=())
     pin_measuring_server(lab)

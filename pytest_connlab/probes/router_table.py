@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..errors import LabSetupError
+from ..profiles.emulation import ROUTER_TABLE
 from ..report.observation import Observation
 from .common import (
     MAX_BOUND,
@@ -29,12 +30,12 @@ def router_table(lab: Lab, connect_timeout: float = 1.5) -> Observation:
     """Hold connections through the router until its table is full; read the router's counters."""
     if lab.router is None:
         raise LabSetupError("router_table needs a router: @pytest.mark.topology(router=True)")
-    size = lab.profile.value_of("Router.ConnectionTableSize")
+    size = lab.emulated.get(ROUTER_TABLE)
     exp = expectation(lab, "router_table",
-                      (int(size) if size else None,
-                       f"Router.ConnectionTableSize {size}" if size else "no router table cap in the settings"),
+                      (size, f"the router's nft connection table of {size} (ct count)" if size else
+                       "no router table cap in the settings"),
                       lab_endings=("ETIMEDOUT",) if size else ())
-    bound = min(MAX_BOUND, int(size) + 16 if size else NO_CAP_BOUND)
+    bound = min(MAX_BOUND, size + 16 if size else NO_CAP_BOUND)
     pin_measuring_server(lab)
     server = start_agent_server(lab, "hold")
     start = time.monotonic()

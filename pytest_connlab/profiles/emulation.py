@@ -11,6 +11,17 @@ from dataclasses import dataclass, field
 
 FIDELITIES = ("exact", "approximate", "none")
 
+# What an emulation enforces, named by its Linux-side mechanism: probes read these from the lab
+# (``lab.emulated``), never the Windows setting that asked for them.
+CONNECTION_CAP = "nft.tcp_connection_cap"  # server input: ct count over N, reject with tcp reset
+INBOUND_COMPUTERS = "nft.inbound_computers"  # server input: a set of N source IPs, others reset
+ROUTER_TABLE = "nft.router_connection_table"  # router forward: ct count over N, drop
+REFUSE_ON_FULL_BACKLOG = "nft.refuse_on_full_backlog"  # applied by the probe: reset past the accept queue
+HALF_OPEN_OUTBOUND = "nft.half_open_outbound"  # applied by the probe: N half-open connects on the client
+HTTP_503_PAST = "agent.http_503_past"  # the agent's HTTP server answers 503 past N connections (HTTP.SYS)
+HTTP_403_9_PAST = "agent.http_403_9_past"  # ... 403.9 past N connections (IIS 5.1)
+HTTP_POOL_PER_SERVER = "agent.http_pool_per_server"  # the agent's HTTP client: N connections per server
+
 
 def nft_chain(name: str, hook: str, rules: list[str], priority: str = "filter",
               kind: str = "filter") -> str:
@@ -27,7 +38,7 @@ class Knobs:
     nft: dict[str, list[str]] = field(default_factory=dict)
     birth: dict[str, dict[str, str]] = field(default_factory=dict)  # set in the parent before creation
     rlimits: dict[str, dict[str, int]] = field(default_factory=dict)
-    scoped: dict[str, int] = field(default_factory=dict)  # settings a probe applies itself
+    emulated: dict[str, int] = field(default_factory=dict)  # mechanism (above) -> the value it enforces
 
     def add_sysctl(self, role: str, key: str, value: str) -> None:
         self.sysctls.setdefault(role, {})[key] = value
@@ -47,7 +58,7 @@ class Knobs:
             self.rlimits.setdefault(role, {}).update(limits)
         for role, fragments in other.nft.items():
             self.nft.setdefault(role, []).extend(fragments)
-        self.scoped.update(other.scoped)
+        self.emulated.update(other.emulated)
 
 
 @dataclass(frozen=True)
@@ -82,10 +93,11 @@ def _no_knob(_: int, __: Settings) -> Knobs:
     return Knobs()
 
 
-def _scoped(setting: str) -> Callable[[int, Settings], Knobs]:
+def _by_probe(mechanism: str) -> Callable[[int, Settings], Knobs]:
+    """A setting the probe of its limit applies (or the agent plays): only recorded for it."""
     def knobs(value: int, _: Settings) -> Knobs:
         k = Knobs()
-        k.scoped[setting] = value
+        k.emulated[mechanism] = value
         return k
     return knobs
 
@@ -108,6 +120,7 @@ def _dynamic_ports(_: int, settings: Settings) -> Knobs:
 def _computer_cap(value: int, _: Settings) -> Knobs:
     """A size-N set of source IPs: the first N computers are admitted, later ones reset."""
     k = Knobs()
+    k.emulated[INBOUND_COMPUTERS] = value
     k.add_nft("server", "\n".join([
         f"set inbound_computers {{ type ipv4_addr; size {value}; flags dynamic; }}",
         nft_chain("inbound_computer_cap", "input", [
@@ -125,7 +138,7 @@ def _refuse_on_full(value: int, _: Settings) -> Knobs:
     k = Knobs()
     if value:
         k.add_sysctl("server", "net.ipv4.tcp_abort_on_overflow", "1")
-        k.scoped["Product.RefuseOnFullBacklog"] = 1
+        k.emulated[REFUSE_ON_FULL_BACKLOG] = 1
     return k
 
 
@@ -139,6 +152,7 @@ def _connection_cap(value: int, _: Settings) -> Knobs:
     """Live TCP connections into the server, counted by conntrack; the next is reset."""
     k = Knobs()
     if value < 1_000_000:
+        k.emulated[CONNECTION_CAP] = value
         k.add_nft("server", nft_chain("tcp_connection_cap", "input", [
             'iifname "lo" accept',
             f"meta l4proto tcp ct state new ct count over {value} counter reject with tcp reset",
@@ -149,18 +163,44 @@ def _connection_cap(value: int, _: Settings) -> Knobs:
 def _rate_limiting(value: int, _: Settings) -> Knobs:
     k = Knobs()
     if value:
-        k.scoped["Product.HalfOpenOutboundCap"] = HALF_OPEN_CAP_OF_RATE_LIMITING
+        k.emulated[HALF_OPEN_OUTBOUND] = HALF_OPEN_CAP_OF_RATE_LIMITING
     return k
 
 
 def _router_table(value: int, _: Settings) -> Knobs:
     """The router's connection table: past ``value`` tracked connections, new ones are dropped."""
     k = Knobs()
+    k.emulated[ROUTER_TABLE] = value
     k.add_nft("router", "\n".join([
         "counter table_full {}",
         nft_chain("connection_table", "forward", [f"ct state new ct count over {value} counter name table_full drop"]),
     ]))
     return k
+
+
+def refuse_on_full_backlog_rules(port: int, backlog: int) -> list[str]:
+    """nft for REFUSE_ON_FULL_BACKLOG: reset a new connection to ``port`` past ``backlog`` live ones,
+    which equals the accept queue while the listener accepts nothing."""
+    return [nft_chain("refuse_on_full_backlog", "input", [
+        f"tcp dport {port} ct state new ct count over {backlog} counter reject with tcp reset"])]
+
+
+def half_open_outbound_rules(cap: int, timeout_ms: int) -> list[str]:
+    """nft for HALF_OPEN_OUTBOUND: at most ``cap`` outbound connections between SYN and SYN-ACK/RST;
+    a SYN that finds the set full is dropped (counted in held_back) and retried by the kernel."""
+    syn = "tcp flags & (syn | ack) == syn"
+    key = "ip daddr . tcp dport . tcp sport"
+    back = "ip saddr . tcp sport . tcp dport"
+    return [
+        f"set half_open {{ type ipv4_addr . inet_service . inet_service; size {cap}; "
+        f"flags dynamic,timeout; timeout {timeout_ms}ms; gc-interval 100ms; }}",
+        "counter held_back {}",
+        nft_chain("half_open_out", "output", [f"{syn} {key} @half_open accept",
+                                              f"{syn} add @half_open {{ {key} }} accept",
+                                              f"{syn} counter name held_back drop"]),
+        nft_chain("half_open_in", "input", [f"tcp flags & (syn | ack) == syn | ack delete @half_open {{ {back} }}",
+                                            f"tcp flags rst delete @half_open {{ {back} }}"]),
+    ]
 
 
 def _ms_to_s(value: int) -> int:
@@ -219,7 +259,7 @@ RULES: dict[str, Rule] = {r.setting: r for r in (
          "client: a SYN that finds the set full is dropped and retried by the kernel (about 1 s), "
          "so the rest are delayed, not failed. Slots free at set GC (gc-interval 100ms). "
          "Applied by the probe only: it throttles every connect of the host.",
-         _scoped("Product.HalfOpenOutboundCap"), "nft dynamic set of half-open connections, size <value>",
+         _by_probe(HALF_OPEN_OUTBOUND), "nft dynamic set of half-open connections, size <value>",
          applied_by="probe"),
     Rule("Tcpip.EnableConnectionRateLimiting", 0, 1, ("outbound_half_open",), "approximate",
          "Vista SP2 / 2008 SP2: 1 turns the half-open outbound cap of 10 back on; 0 (default) "
@@ -235,18 +275,18 @@ RULES: dict[str, Rule] = {r.setting: r for r in (
          "IIS 5.1 on XP Professional serves 10 connections (at most 40) and answers the next "
          "with HTTP 403.9. The agent's HTTP server plays IIS: the connection past the cap gets "
          "403.9 and is closed.",
-         _scoped("IIS.MaxConnections"), "the agent's HTTP server: 403.9 past <value> live connections",
+         _by_probe(HTTP_403_9_PAST), "the agent's HTTP server: 403.9 past <value> live connections",
          applied_by="probe"),
     Rule("HTTP.MaxConnections", 1024, 2_031_616, ("http_connection_cap",), "approximate",
          "HTTP.SYS refuses connections past MaxConnections (503, Connections_refused in "
          "httperr.log). The agent's HTTP server plays HTTP.SYS with a 503.",
-         _scoped("HTTP.MaxConnections"), "the agent's HTTP server: 503 past <value> live connections",
+         _by_probe(HTTP_503_PAST), "the agent's HTTP server: 503 past <value> live connections",
          applied_by="probe"),
     Rule("WinInet.MaxConnectionsPerServer", 1, 128, ("per_server_cap",), "approximate",
          "WinInet opens at most this many connections to one HTTP/1.1 server (2 by default) and "
          "queues further requests without an error. The agent's HTTP client pools the same way; "
          "WinInet itself is not involved.",
-         _scoped("WinInet.MaxConnectionsPerServer"), "the agent's HTTP client: a pool of <value>",
+         _by_probe(HTTP_POOL_PER_SERVER), "the agent's HTTP client: a pool of <value>",
          applied_by="probe"),
     Rule("Tcpip.KeepAliveTime", 1000, 0xFFFFFFFE, ("keepalive",), "exact",
          "Milliseconds of idle before the first keepalive probe; Linux counts whole seconds.",
