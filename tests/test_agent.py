@@ -1,6 +1,7 @@
 """The agent's pure parts, and the agent run for real on the host's loopback (no lab needed)."""
 import json
 import subprocess
+import typing
 
 from pytest_connlab.agent.observe import TCP_STATES, _paired_counters
 from pytest_connlab.agent.workers import chunks, split_evenly
@@ -193,3 +194,32 @@ def test_hold_server_workers_share_one_port_and_push_to_every_subscriber():
         for proc in (clients, server):
             if proc is not None:
                 proc.stop()
+
+
+def test_the_events_both_sides_share_carry_the_fields_proto_declares():
+    """The agent's real events against agent/proto.py's TypedDicts: the keys a total one declares are
+    all there, and no event carries a key its TypedDict does not declare."""
+    from pytest_connlab.agent import proto
+    server = subprocess.Popen(local_agent_argv(["server", "--bind", "127.0.0.1", "--mode", "hold",
+                                                "--backlog", "16", "--max-seconds", "30"]),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        ready = json.loads(server.stdout.readline())
+        opener = subprocess.run(local_agent_argv(["open", "--target", f"127.0.0.1:{ready['port']}", "--count", "2",
+                                                  "--deadline", "10", "--hold", "0"]),
+                                capture_output=True, text=True, timeout=30)
+        churn = subprocess.run(local_agent_argv(["churn", "--target", f"127.0.0.1:{ready['port']}", "--count", "3",
+                                                 "--deadline", "10", "--workers", "2"]),
+                               capture_output=True, text=True, timeout=30)
+    finally:
+        server.stdin.close()
+        stats = json.loads(server.stdout.readline())
+        server.wait(timeout=10)
+    opened, released = (json.loads(line) for line in opener.stdout.splitlines())
+    result = json.loads(churn.stdout)
+    assert set(opened) == proto.Opened.__required_keys__
+    assert opened["established"] == 2 and result["succeeded"] == 3
+    for event, typed in ((ready, proto.Ready), (stats, proto.Stats), (released, proto.Released),
+                         (result, proto.ChurnResult)):
+        assert event["event"] == typing.get_args(typing.get_type_hints(typed)["event"])[0]
+        assert set(event) <= set(typed.__annotations__), f"{typed.__name__}: {set(event) - set(typed.__annotations__)}"

@@ -93,14 +93,14 @@ def burst(target: tuple[str, int], sources: list[str | None], count: int, settle
         except OSError as exc:
             start_errors[name_of(exc.errno or 0)] += 1
     states = _classify(socks, settle_s)
-    proto.emit("burst", states=dict(Counter(states)), order=states, start_errors=dict(start_errors),
-               elapsed_s=round(time.monotonic() - start, 4))
+    proto.send(proto.Burst(event="burst", states=dict(Counter(states)), order=states,
+                           start_errors=dict(start_errors), elapsed_s=round(time.monotonic() - start, 4)))
     held = proto.hold_until_released(hold_s)
     connected = [s for s, st in zip(socks, states) if st == "connected"]
     late = [s for s, st in zip(socks, states) if st == "pending"]
     late_states = _classify(late, 0.05) if late else []
     ends = peer_statuses(connected, check_s)
-    proto.emit("released", held_s=round(held, 3), connected=dict(ends),
-               pending_at_release=dict(Counter(late_states)))
+    proto.send(proto.Released(event="released", held_s=round(held, 3), connected=dict(ends),
+                              pending_at_release=dict(Counter(late_states))))
     for s in socks:
         s.close()

@@ -9,6 +9,8 @@ import errno
 import json
 import os
 import time
+from collections.abc import Callable
+from functools import partial
 
 from . import proto
 from .connect import open_connection
@@ -35,14 +37,15 @@ def churn(target: tuple[str, int], source: str | None, count: int, deadline_s: f
     if workers <= 1:
         result = _churn_one(target, source, count, deadline_s, timeout, port_pool)
     else:
-        result = _merge(_forked([lambda n=n: _churn_one(target, source, n, deadline_s, timeout, port_pool)
+        result = _merge(_forked([partial(_churn_one, target, source, n, deadline_s, timeout, port_pool)
                                  for n in split_evenly(count, workers)]))
+    result["event"] = "result"
     result["elapsed_s"] = round(time.monotonic() - start, 4)
     result["workers"] = max(1, workers)
-    proto.emit("result", **result)
+    proto.send(result)
 
 
-def _forked(jobs: list) -> list[dict[str, object]]:
+def _forked(jobs: list[Callable[[], proto.ChurnResult]]) -> list[proto.ChurnResult]:
     """Run each job in a forked child; collect the JSON each writes to its pipe."""
     pipes = []
     for job in jobs:
@@ -67,24 +70,25 @@ def _forked(jobs: list) -> list[dict[str, object]]:
     return results
 
 
-def _merge(results: list[dict[str, object]]) -> dict[str, object]:
+def _merge(results: list[proto.ChurnResult]) -> proto.ChurnResult:
     """Sum the successes; the first error (by worker) is the error of the whole."""
     errors = [r["error"] for r in results if r.get("error")]
-    return {"succeeded": sum(int(r.get("succeeded", 0)) for r in results),  # type: ignore[call-overload]
-            "error": errors[0] if errors else None,
-            "error_confirmed": all(r.get("error_confirmed") for r in results if r.get("error")) and bool(errors),
-            "stopped_by": "error" if len(errors) == len(results) else
-            ("deadline" if any(r.get("stopped_by") == "deadline" for r in results) else "count"),
-            "per_worker": [r.get("succeeded") for r in results],
-            "peer_resets": sum(int(r.get("peer_resets", 0)) for r in results)}  # type: ignore[call-overload]
+    return proto.ChurnResult(
+        succeeded=sum(r.get("succeeded", 0) for r in results),
+        error=errors[0] if errors else None,
+        error_confirmed=all(r.get("error_confirmed") for r in results if r.get("error")) and bool(errors),
+        stopped_by="error" if len(errors) == len(results) else
+        ("deadline" if any(r.get("stopped_by") == "deadline" for r in results) else "count"),
+        per_worker=[r.get("succeeded", 0) for r in results],
+        peer_resets=sum(r.get("peer_resets", 0) for r in results))
 
 
 def _churn_one(target: tuple[str, int], source: str | None, count: int, deadline_s: float,
-               timeout: float, port_pool: str) -> dict[str, object]:
+               timeout: float, port_pool: str) -> proto.ChurnResult:
     """One process: open and close until an error, the count, or the deadline."""
     start = time.monotonic()
     succeeded = resets = 0
-    error: dict[str, object] | None = None
+    error: proto.ErrorFields | None = None
     confirmed = False
     while succeeded < count and time.monotonic() - start < deadline_s:
         try:
@@ -100,8 +104,8 @@ def _churn_one(target: tuple[str, int], source: str | None, count: int, deadline
             break
         succeeded += 1
     stopped_by = "error" if error else ("count" if succeeded >= count else "deadline")
-    return {"succeeded": succeeded, "error": error, "error_confirmed": confirmed, "stopped_by": stopped_by,
-            "peer_resets": resets}
+    return proto.ChurnResult(succeeded=succeeded, error=error, error_confirmed=confirmed, stopped_by=stopped_by,
+                             peer_resets=resets)
 
 
 def _fails_again(target: tuple[str, int], source: str | None, timeout: float,

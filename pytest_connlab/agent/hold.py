@@ -19,7 +19,7 @@ from .limits import raise_nofile_to_hard
 
 
 def _attempt(target: tuple[str, int], source: str | None, timeout: float
-             ) -> tuple[socket.socket | None, dict[str, object] | None]:
+             ) -> tuple[socket.socket | None, proto.ErrorFields | None]:
     """One connect: the socket, or the error that ended it."""
     try:
         return open_connection(target, source, timeout), None
@@ -28,7 +28,7 @@ def _attempt(target: tuple[str, int], source: str | None, timeout: float
 
 
 def _extra_attempts(target: tuple[str, int], sources: list[str | None], extra: int,
-                    timeout: float) -> tuple[list[socket.socket], list[dict[str, object]]]:
+                    timeout: float) -> tuple[list[socket.socket], list[proto.SourceError]]:
     """Try ``extra`` connects concurrently after the first failure."""
     if extra <= 0:
         return [], []
@@ -36,7 +36,7 @@ def _extra_attempts(target: tuple[str, int], sources: list[str | None], extra: i
         outcomes = list(pool.map(lambda i: _attempt(target, sources[i % len(sources)], timeout),
                                  range(extra)))
     socks = [s for s, _ in outcomes if s is not None]
-    errors = [e for _, e in outcomes if e is not None]
+    errors = [proto.SourceError(**e) for _, e in outcomes if e is not None]
     return socks, errors
 
 
@@ -48,7 +48,7 @@ def open_and_hold(target: tuple[str, int], sources: list[str | None], count: int
     start = time.monotonic()
     held: list[socket.socket] = []
     per_source: Counter[str] = Counter()
-    errors: list[dict[str, object]] = []
+    errors: list[proto.SourceError] = []
     first_error_at: int | None = None
     for i in range(min(count, budget)):
         if time.monotonic() - start > deadline_s:
@@ -59,23 +59,24 @@ def open_and_hold(target: tuple[str, int], sources: list[str | None], count: int
             held.append(sock)
             per_source[source or "*"] += 1
             continue
-        errors.append(dict(err or {}, source=source))
+        if err is not None:
+            errors.append(proto.SourceError(**err, source=source))
         if first_error_at is None:
             first_error_at = len(held)
         if stop_on_error:
             break
     extra_socks: list[socket.socket] = []
-    extra_errors: list[dict[str, object]] = []
+    extra_errors: list[proto.SourceError] = []
     if errors and stop_on_error:
         extra_socks, extra_errors = _extra_attempts(target, sources, extra, timeout)
     held.extend(extra_socks)
-    proto.emit("opened", established=len(held) - len(extra_socks), per_source=dict(per_source),
-               errors=errors, extra_established=len(extra_socks), extra_errors=extra_errors,
-               first_error_at=first_error_at, fd_budget=budget,
-               elapsed_s=round(time.monotonic() - start, 4))
+    proto.send(proto.Opened(event="opened", established=len(held) - len(extra_socks), per_source=dict(per_source),
+                            errors=errors, extra_established=len(extra_socks), extra_errors=extra_errors,
+                            first_error_at=first_error_at, fd_budget=budget,
+                            elapsed_s=round(time.monotonic() - start, 4)))
     held_for = proto.hold_until_released(hold_s)
     alive = sum(1 for s in held if _still_open(s))
-    proto.emit("released", held_s=round(held_for, 3), still_open=alive)
+    proto.send(proto.Released(event="released", held_s=round(held_for, 3), still_open=alive))
     for s in held:
         s.close()
 

@@ -80,8 +80,8 @@ def one_connection_each(target: tuple[str, int], sources: list[str | None], requ
     for i, sock in enumerate(socks):
         if sock is not None:
             status[i] = _read_response(sock, deadline)
-    proto.emit("responses", statuses=dict(Counter(status)), order=status,
-               elapsed_s=round(time.monotonic() - start, 4))
+    proto.send(proto.Responses(event="responses", statuses=dict(Counter(status)), order=status,
+                               elapsed_s=round(time.monotonic() - start, 4)))
     proto.hold_until_released(hold_s)
     for sock in socks:
         if sock is not None:
@@ -122,5 +122,5 @@ def pooled(target: tuple[str, int], source: str | None, requests: int, pool: int
         t.start()
     for t in threads:
         t.join()
-    proto.emit("responses", statuses=dict(Counter(status)), order=status, pool=pool,
-               longest_wait_s=round(max(waited), 3), elapsed_s=round(time.monotonic() - start, 4))
+    proto.send(proto.Responses(event="responses", statuses=dict(Counter(status)), order=status, pool=pool,
+                               longest_wait_s=round(max(waited), 3), elapsed_s=round(time.monotonic() - start, 4)))

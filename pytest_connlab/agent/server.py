@@ -161,8 +161,8 @@ def serve(bind: str, port: int, backlog: int, mode: str, max_seconds: float,
     http = http or HttpPolicy()
     listener = make_listener(bind, port, backlog)
     sel = selectors.DefaultSelector()
-    proto.emit("ready", port=listener.getsockname()[1], backlog=backlog, mode=mode,
-               nofile=resource.getrlimit(resource.RLIMIT_NOFILE)[0], fds_open=open_fds())
+    proto.send(proto.Ready(event="ready", port=listener.getsockname()[1], backlog=backlog, mode=mode,
+                           nofile=resource.getrlimit(resource.RLIMIT_NOFILE)[0], fds_open=open_fds()))
     stats = ServerStats()
     open_socks: set[socket.socket] = set()
     if mode != "never":
@@ -178,9 +178,9 @@ def serve(bind: str, port: int, backlog: int, mode: str, max_seconds: float,
                 _peer_ready(key.fileobj, sel, mode, stats, open_socks, http)  # type: ignore[arg-type]
         if http.due:
             _send_due(http, stats)
-    proto.emit("stats", accepted=stats.accepted, closed_by_peer=stats.closed_by_peer,
-               accept_errors=dict(stats.accept_errors), peak_open=stats.peak_open,
-               open_at_end=len(open_socks), served=stats.served, over_cap=stats.over_cap)
+    proto.send(proto.Stats(event="stats", accepted=stats.accepted, closed_by_peer=stats.closed_by_peer,
+                           accept_errors=dict(stats.accept_errors), peak_open=stats.peak_open,
+                           open_at_end=len(open_socks), served=stats.served, over_cap=stats.over_cap))
     for conn in open_socks:
         conn.close()
     listener.close()

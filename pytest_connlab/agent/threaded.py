@@ -83,7 +83,8 @@ def serve_threaded(bind: str, port: int, backlog: int, threads: int, max_seconds
                for _ in range(threads)]
     for w in workers:
         w.start()
-    proto.emit("ready", port=listener.getsockname()[1], backlog=backlog, mode="threaded", threads=threads)
+    proto.send(proto.Ready(event="ready", port=listener.getsockname()[1], backlog=backlog, mode="threaded",
+                           threads=threads))
     accepted = 0
     deadline = time.monotonic() + max_seconds
     while time.monotonic() < deadline and not proto.stdin_closed(0):
@@ -96,7 +97,7 @@ def serve_threaded(bind: str, port: int, backlog: int, threads: int, max_seconds
     stop.set()
     for w in workers:
         w.join(timeout=2)
-    proto.emit("stats", accepted=accepted, threads=threads, peak_busy=pool.peak_busy,
-               connections_served=pool.connections_served, requests_served=pool.requests_served,
-               waiting_for_a_thread=work.qsize())
+    proto.send(proto.Stats(event="stats", accepted=accepted, threads=threads, peak_busy=pool.peak_busy,
+                           connections_served=pool.connections_served, requests_served=pool.requests_served,
+                           waiting_for_a_thread=work.qsize()))
     listener.close()

@@ -1,6 +1,7 @@
 """A listening server in a lab: where clients connect, and the process behind it."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,13 +20,13 @@ class Target:
     address: str
     port: int
     process: AgentProcess | Program | None = None
-    info: dict[str, Any] = field(default_factory=dict)
+    info: Mapping[str, Any] = field(default_factory=dict)  # the agent's 'ready' event
 
     @property
     def endpoint(self) -> str:
         return f"{self.address}:{self.port}"
 
-    def stop(self) -> dict[str, Any]:
+    def stop(self) -> Mapping[str, Any]:
         """Stop the server; return its final stats (the agent's) or exit status (a program's)."""
         if self.process is None:
             return {}

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..agent.proto import Opened, Responses
 from ..profiles.emulation import nft_chain
 from ..profiles.errnos import linux_names_for
 from ..report.observation import NO_ERROR, Observation
@@ -113,7 +114,7 @@ def drop_final_acks(lab: Lab, chain: str, source: str, port: int) -> None:
         f"ip saddr {source} tcp dport {port} tcp flags & (syn | ack) == ack counter drop"])])
 
 
-def http_clients(lab: Lab, endpoint: str, clients: int, timeout: float) -> dict[str, Any]:
+def http_clients(lab: Lab, endpoint: str, clients: int, timeout: float) -> Responses:
     """``clients`` kept-alive HTTP connections from the first client, one request each: the answers."""
     client = lab.clients[0]
     proc = client.agent("http", "--target", endpoint, "--sources", ",".join(client.addresses),
@@ -141,7 +142,7 @@ def pin_measuring_server(lab: Lab, why: str = "the measuring server must not dro
     lab.pin("server", {"net.core.somaxconn": "4096"}, why, override=True)
 
 
-def hold_connections(client: LabHost, target: Target, count: int, timeout: float, extra: int = 2) -> dict[str, Any]:
+def hold_connections(client: LabHost, target: Target, count: int, timeout: float, extra: int = 2) -> Opened:
     """Open and hold up to ``count`` connections from every address of ``client``; after the first
     failure try ``extra`` more at once. The agent's 'opened' event."""
     proc = client.agent("open", "--target", target.endpoint, "--sources", ",".join(client.addresses),
@@ -150,7 +151,7 @@ def hold_connections(client: LabHost, target: Target, count: int, timeout: float
     return proc.expect("opened", timeout=timeout * (extra + 2) + 150)
 
 
-def first_error(opened: dict[str, Any]) -> str:
+def first_error(opened: Opened) -> str:
     """The name of the first error an 'opened' event reports, or no error."""
     errors = opened["errors"]
     return str(errors[0]["name"]) if errors else NO_ERROR

@@ -39,8 +39,8 @@ def connection_cap(lab: Lab, connect_timeout: float = 2.0) -> Observation:
     seen = lab.server.observe(server.port)["sockets"]["local_port"]
     server.stop()
     evidence = {"server_established": seen.get("ESTABLISHED", 0),
-                "next_attempts": [e["name"] for e in opened["extra_errors"]],  # type: ignore[attr-defined]
+                "next_attempts": [e["name"] for e in opened["extra_errors"]],
                 "next_attempts_completed": opened["extra_established"]}
-    return observation(lab, "connection_cap", exp, observed=int(opened["established"]),  # type: ignore[call-overload]
+    return observation(lab, "connection_cap", exp, observed=int(opened["established"]),
                        ended_by=first_error(opened), bound=bound, duration_s=duration,
                        states={"server": seen}, evidence=evidence)

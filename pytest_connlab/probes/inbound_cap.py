@@ -6,8 +6,9 @@ then opens more, to show the cap counts computers, not sockets (KB314882).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..agent.proto import Opened
 from ..lab.providers.agentproc import AgentProcess
 from ..report.observation import NO_ERROR, Observation
 from .common import expectation, nft_set_size, observation, start_agent_server
@@ -21,7 +22,7 @@ LIMIT = "inbound_cap"
 
 
 def _connect(host: LabHost, target: Target, count: int, timeout: float
-             ) -> tuple[AgentProcess, dict[str, Any]]:
+             ) -> tuple[AgentProcess, Opened]:
     proc = host.agent("open", "--target", target.endpoint, "--sources", host.address,
                       "--count", str(count), "--timeout", str(timeout), "--deadline", "60",
                       "--hold", "300", "--keep-going")
@@ -41,10 +42,9 @@ def inbound_cap(lab: Lab, more_per_admitted: int = 2, connect_timeout: float = 2
     for host in lab.clients:
         proc, opened = _connect(host, server, 1, connect_timeout)
         holders.append(proc)
-        served = opened["established"] == 1
         error = opened["errors"][0]["name"] if opened["errors"] else None
         first_error = first_error or error
-        outcomes.append({"computer": host.address, "served": served, "error": error})
+        outcomes.append({"computer": host.address, "served": opened["established"] == 1, "error": error})
     for host, outcome in zip(lab.clients, outcomes):
         if outcome["served"] and more_per_admitted:
             proc, opened = _connect(host, server, more_per_admitted, connect_timeout)

@@ -28,7 +28,7 @@ def thread_pool(lab: Lab, threads: int = 200, clients: int | None = None, timeou
     control = http_clients(lab, loop.endpoint, clients, timeout)
     loop.stop()
     statuses = answers["statuses"]
-    served = int(statuses.get("200", 0))  # type: ignore[attr-defined]
+    served = int(statuses.get("200", 0))
     evidence = {"threads": threads, "clients": clients, "statuses": statuses,
                 "server_peak_busy_threads": pool_stats["peak_busy"],
                 "event_loop_server_statuses": control["statuses"],

@@ -8,8 +8,9 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, overload
 
+from ...agent import proto
 from ...errors import AgentError
 
 
@@ -74,8 +75,23 @@ class AgentProcess:
         self.proc.stdin.write(line.encode() + b"\n")
         self.proc.stdin.flush()
 
-    def expect(self, name: str, timeout: float) -> dict[str, Any]:
-        """The next event other than a progress report, which must be ``name``."""
+    @overload
+    def expect(self, name: Literal["opened"], timeout: float) -> proto.Opened: ...  # type: ignore[overload-overlap]
+    @overload
+    def expect(self, name: Literal["released"], timeout: float) -> proto.Released: ...  # type: ignore[overload-overlap]
+    @overload
+    def expect(self, name: Literal["burst"], timeout: float) -> proto.Burst: ...  # type: ignore[overload-overlap]
+    @overload
+    def expect(self, name: Literal["ready"], timeout: float) -> proto.Ready: ...  # type: ignore[overload-overlap]
+    @overload
+    def expect(self, name: Literal["stats"], timeout: float) -> proto.Stats: ...  # type: ignore[overload-overlap]
+    @overload
+    def expect(self, name: Literal["responses"], timeout: float) -> proto.Responses: ...  # type: ignore[overload-overlap]
+    @overload
+    def expect(self, name: str, timeout: float) -> dict[str, Any]: ...
+    def expect(self, name: str, timeout: float) -> Any:
+        """The next event other than a progress report, which must be ``name`` (typed as
+        ``agent.proto`` declares it, for the events both sides share)."""
         deadline = time.monotonic() + timeout
         event = self.next_event(timeout)
         while event.get("event") == "progress" and name != "progress":
