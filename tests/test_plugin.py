@@ -53,6 +53,24 @@ def test_a_bad_marker_is_a_usage_error_naming_the_test(pytester, marker, message
     result.stderr.fnmatch_lines([message])
 
 
+def test_markers_are_parsed_once_at_collection_and_the_fixtures_use_that(pytester):
+    """The settings marker is applied to the profile at collection; the lab_profile fixture gives that
+    very object back (kept in the item's stash), not a second parse."""
+    pytester.makepyfile(
+        "import pytest\n"
+        "from pytest_connlab.plugin.markers import LAB_REQUEST_KEY\n"
+        "@pytest.mark.topology(clients=2)\n"
+        "@pytest.mark.limit('ephemeral_ports')\n"
+        "@pytest.mark.settings(sysctl={'net.ipv4.ip_local_port_range': '20000 20999'})\n"
+        "def test_p(request, lab_profile):\n"
+        "    kept = request.node.stash[LAB_REQUEST_KEY]\n"
+        "    assert kept.profile is lab_profile\n"
+        "    assert kept.topology.clients == 2 and kept.limit == 'ephemeral_ports'\n"
+        "    assert lab_profile.value_of('net.ipv4.ip_local_port_range') == '20000 20999'\n")
+    result = pytester.runpytest_subprocess("--lab=linux-default,win2003")
+    result.assert_outcomes(passed=2)
+
+
 def test_lab_all_parametrizes_every_profile(pytester):
     pytester.makepyfile("def test_p(lab_profile):\n    assert lab_profile.title\n")
     result = pytester.runpytest_subprocess("--lab=all", "--collect-only", "-q")

@@ -35,6 +35,7 @@ class Lab:
         self.router: LabHost | None = self.hosts.get("router")
         self.clients = [h for h in self.hosts.values() if h.role == "client"]
         self.rlimits: dict[str, dict[str, int]] = {}
+        self.knobs = Knobs()  # what apply() set: the profile's knobs, computed once per lab
         self.emulated: dict[str, int] = {}  # what each emulation enforces (profiles.emulation names)
         self.observations: list[Observation] = []
         self.conditions: dict[str, str] = {}
@@ -59,6 +60,7 @@ class Lab:
     def apply(self, knobs: Knobs) -> None:
         """Apply sysctls (all hosts at once) then nft rules, each pushed on the undo stack; keep
         the process limits for the server's programs and what each emulation enforces."""
+        self.knobs = knobs
         self.rlimits = {role: dict(v) for role, v in knobs.rlimits.items()}
         self.emulated = dict(knobs.emulated)
         for role, limits in self.rlimits.items():
@@ -120,7 +122,7 @@ class Lab:
     def pin(self, role: str, values: dict[str, str], why: str, override: bool = False) -> None:
         """A probe's measurement condition: set sysctls (those the profile leaves open, unless
         ``override``) on the hosts of ``role``, and record them on every observation."""
-        profile_keys = set() if override else set(self.profile.knobs().sysctls.get("all", {}))
+        profile_keys = set() if override else set(self.knobs.sysctls.get("all", {}))
         settable = {k: v for k, v in values.items() if k not in profile_keys}
         self.set_many({h.name: settable for h in self.hosts_for(role)} if settable else {})
         for key, value in settable.items():

@@ -20,7 +20,7 @@ from ..report import jsonfile, table
 from ..report.observation import Observation
 from . import options
 from .fixtures import lab, lab_factory, lab_profile  # noqa: F401  (fixtures are registered here)
-from .markers import MARKERS, limit_of, profile_for, topology_of
+from .markers import MARKERS, parse
 from .signals import InterruptRedelivery, TerminateAsInterrupt
 from .state import CALL_REPORT_KEY, OBSERVATIONS_KEY, STATE_KEY, USER_PROPERTY, ConnlabState
 
@@ -138,11 +138,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     state = config.stash[STATE_KEY]
     lab_items = [i for i in items if "lab_profile" in getattr(i, "fixturenames", ())]
-    for item in lab_items:
-        topology_of(item)
-        limit_of(item)
+    for item in lab_items:  # every marker is parsed here, once; the fixtures read the item's stash
         callspec = getattr(item, "callspec", None)
-        profile_for(item, state.profiles[callspec.params["lab_profile"] if callspec else state.selected[0]])
+        parse(item, state.profiles[callspec.params["lab_profile"] if callspec else state.selected[0]])
     if state.unavailable:
         for item in lab_items:
             if "lab" in getattr(item, "fixturenames", ()):

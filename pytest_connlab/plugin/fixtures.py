@@ -9,7 +9,7 @@ from ..errors import LabSetupError, ProviderUnavailable
 from ..factory import LabFactory
 from ..probes import ProbedLab
 from ..profiles.profile import Profile
-from .markers import limit_of, profile_for, topology_of
+from .markers import request_of
 from .state import CALL_REPORT_KEY, OBSERVATIONS_KEY, STATE_KEY
 
 
@@ -26,7 +26,7 @@ def lab_profile(request: pytest.FixtureRequest) -> Profile:
     """
     state = request.config.stash[STATE_KEY]
     name = getattr(request, "param", state.selected[0])
-    return profile_for(request.node, state.profiles[name])
+    return request_of(request.node, state.profiles[name]).profile
 
 
 @pytest.fixture(scope="session")
@@ -85,12 +85,13 @@ def lab(request: pytest.FixtureRequest, lab_factory: LabFactory, lab_profile: Pr
             assert seen.observed == seen.expected
     """
     state = request.config.stash[STATE_KEY]
-    why_not = lab_factory.cannot_measure(lab_profile, limit_of(request.node))
+    asked = request_of(request.node, lab_profile)
+    why_not = lab_factory.cannot_measure(lab_profile, asked.limit)
     if why_not:
         pytest.skip(why_not)
     setup_error = None
     try:
-        built = lab_factory.build(lab_profile, topology_of(request.node))
+        built = lab_factory.build(lab_profile, asked.topology)
     except ProviderUnavailable as exc:
         pytest.skip(str(exc))
     except LabSetupError as exc:  # a setting the kernel refused: say which, no traceback

@@ -1,6 +1,11 @@
-"""The markers ``topology``, ``settings`` and ``limit``: parsed and validated at collection."""
+"""The markers ``topology``, ``settings`` and ``limit``: parsed and validated once, at collection.
+
+``parse(item, profile)`` checks all three and keeps the result in the item's stash
+(``LAB_REQUEST_KEY``); the fixtures read it from there (``request_of``).
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -18,6 +23,31 @@ MARKERS = {
     "limit": "limit(name): the documented limit this test reproduces",
 }
 SETTINGS_KINDS = ("sysctl", "windows", "emulated", "rlimit")
+
+
+@dataclass(frozen=True)
+class LabRequest:
+    """What one test asks of its lab, from its markers: hosts, profile (settings applied), limit."""
+
+    topology: TopologyRequest
+    profile: Profile
+    limit: str | None
+
+
+LAB_REQUEST_KEY = pytest.StashKey[LabRequest]()
+
+
+def parse(item: pytest.Item, profile: Profile) -> LabRequest:
+    """Validate the item's markers against ``profile`` and keep the result in its stash."""
+    request = LabRequest(topology_of(item), profile_for(item, profile), limit_of(item))
+    item.stash[LAB_REQUEST_KEY] = request
+    return request
+
+
+def request_of(item: pytest.Item, profile: Profile) -> LabRequest:
+    """The request ``parse`` kept at collection (parsed now for an item collected otherwise)."""
+    kept = item.stash.get(LAB_REQUEST_KEY, None)
+    return kept if kept is not None else parse(item, profile)
 
 
 def _only_kwargs(item: pytest.Item, name: str) -> dict[str, Any]:
