@@ -88,10 +88,3 @@ def test_syn_queue_cap_follows_the_kernel():
     assert syn_queue_cap(4096, 4096, 128, 0) == 97
     assert syn_queue_cap(4096, 4096, 16, 0) == 13
     assert syn_queue_cap(128, 4096, 128, 2) == 0
-
-
-def test_every_limit_has_its_knob_list():
-    from pytest_connlab.profiles.limits import LIMIT_KNOBS, LIMITS
-    assert set(LIMIT_KNOBS) == set(LIMITS)
-    for rule in RULES.values():
-        assert set(rule.limits) <= set(LIMITS), rule.setting

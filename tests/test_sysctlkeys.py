@@ -2,7 +2,7 @@
 import pytest
 
 from pytest_connlab.errors import SysctlKeyError
-from pytest_connlab.profiles.limits import LIMIT_KNOBS
+from pytest_connlab.profiles.limits import CATALOG
 from pytest_connlab.profiles.profile import discover
 from pytest_connlab.profiles.sysctlkeys import HOST_GLOBAL_SYSCTLS, check_key, check_lab_key
 
@@ -45,7 +45,7 @@ def test_every_key_the_emulation_map_and_the_shipped_profiles_set_follows_the_gr
 
 
 def test_every_knob_the_catalog_names_follows_the_grammar():
-    for knobs in LIMIT_KNOBS.values():
+    for knobs in (limit.knobs for limit in CATALOG.values()):
         for key in knobs:
             if not key.startswith("rlimit."):
                 check_lab_key(key)
