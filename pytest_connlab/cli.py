@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import InventoryError, ProfileError
+from .errors import InventoryError, ProfileError, ReaperError
 from .lab import reaper
 from .lab.providers import every_provider
 from .lab.providers.inventory import InventoryHost, load_inventory
@@ -170,7 +170,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     """Remove a lab that --lab-keep left standing; anything else is refused and nothing changes."""
     try:
         names = reaper.remove_kept_lab(args.lab, every_provider())
-    except reaper.ReaperError as exc:
+    except ReaperError as exc:
         print(f"connlab down: {exc}", file=sys.stderr)
         return 2
     print(f"removed {len(names)} namespaces of {args.lab}: {' '.join(names)}" if names else

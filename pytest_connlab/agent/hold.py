@@ -28,7 +28,7 @@ def _attempt(target: tuple[str, int], source: str | None, timeout: float
 
 
 def _extra_attempts(target: tuple[str, int], sources: list[str | None], extra: int,
-                    timeout: float) -> tuple[list[socket.socket], list[proto.SourceError]]:
+                    timeout: float) -> tuple[list[socket.socket], list[proto.ErrorFields]]:
     """Try ``extra`` connects concurrently after the first failure."""
     if extra <= 0:
         return [], []
@@ -36,7 +36,7 @@ def _extra_attempts(target: tuple[str, int], sources: list[str | None], extra: i
         outcomes = list(pool.map(lambda i: _attempt(target, sources[i % len(sources)], timeout),
                                  range(extra)))
     socks = [s for s, _ in outcomes if s is not None]
-    errors = [proto.SourceError(**e) for _, e in outcomes if e is not None]
+    errors = [e for _, e in outcomes if e is not None]
     return socks, errors
 
 
@@ -66,7 +66,7 @@ def open_and_hold(target: tuple[str, int], sources: list[str | None], count: int
         if stop_on_error:
             break
     extra_socks: list[socket.socket] = []
-    extra_errors: list[proto.SourceError] = []
+    extra_errors: list[proto.ErrorFields] = []
     if errors and stop_on_error:
         extra_socks, extra_errors = _extra_attempts(target, sources, extra, timeout)
     held.extend(extra_socks)

@@ -79,7 +79,7 @@ class Opened(TypedDict):
     per_source: dict[str, int]
     errors: list[SourceError]
     extra_established: int
-    extra_errors: list[SourceError]
+    extra_errors: list[ErrorFields]  # the extra attempts after the first failure
     first_error_at: int | None
     fd_budget: int
     elapsed_s: float

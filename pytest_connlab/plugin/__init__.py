@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ..errors import InventoryError, ProfileError, ProviderUnavailable
+from ..errors import InventoryError, JsonPathError, ProfileError, ProviderUnavailable
 from ..lab import reaper
 from ..lab.addressing import worker_slice
 from ..lab.names import new_run_id
@@ -193,5 +193,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     try:
         jsonfile.write(Path(state.json_path), state.run_id, state.results)
-    except (OSError, jsonfile.JsonPathError) as exc:
+    except (OSError, JsonPathError) as exc:
         state.output_problems.append(f"--lab-json {state.json_path}: not written: {exc}")

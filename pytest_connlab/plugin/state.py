@@ -11,6 +11,7 @@ from ..factory import LabFactory
 from ..lab.providers import ProviderOptions
 from ..lab.reaper import RunLock
 from ..profiles.profile import Profile
+from ..report.observation import Observation
 
 
 @dataclass
@@ -45,6 +46,6 @@ class ConnlabState:
 
 
 STATE_KEY = pytest.StashKey[ConnlabState]()
-OBSERVATIONS_KEY = pytest.StashKey[list]()
+OBSERVATIONS_KEY = pytest.StashKey[list[Observation]]()
 CALL_REPORT_KEY = pytest.StashKey[pytest.TestReport]()
 USER_PROPERTY = "connlab_observation"

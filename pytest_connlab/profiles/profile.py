@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import ProfileError, SysctlKeyError
+from ..errors import ProfileError, SysctlKeyError, YamlInputError
 from . import safeyaml
 from .emulation import Knobs, rule_for, worst
 from .errnos import is_known_error_name
@@ -281,7 +281,7 @@ def _expectation(path: Path, limit: str, raw: Any, sources: dict[str, str]) -> E
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = safeyaml.load(path)
-    except safeyaml.YamlInputError as exc:
+    except YamlInputError as exc:
         raise _fail(path, exc.where, exc.message) from None
     if not isinstance(data, dict):
         raise _fail(path, "top level", "expected a mapping")

@@ -41,10 +41,10 @@ class _BoundedLoader(yaml.SafeLoader):
         self._aliases = 0
         self._sizes: dict[int, int] = {}
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node | None:  # type: ignore[override]
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         if self.check_event(yaml.AliasEvent):
             self._aliases += 1
-            mark = self.peek_event().start_mark
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
             if self._aliases > MAX_ALIASES:
                 raise YamlInputError(_line(mark), f"more than {MAX_ALIASES} aliases (*name)")
             node = super().compose_node(parent, index)
@@ -54,7 +54,8 @@ class _BoundedLoader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise YamlInputError(_line(self.peek_event().start_mark), f"nested deeper than {MAX_DEPTH} levels")
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise YamlInputError(_line(mark), f"nested deeper than {MAX_DEPTH} levels")
             node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -79,7 +80,7 @@ class _BoundedLoader(yaml.SafeLoader):
                                    if not isinstance(node.value, list) else f"cannot read {node.tag}: {exc}",
                                    node.start_mark) from None
 
-    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:  # type: ignore[override]
+    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, MappingNode):
             seen: dict[Any, int] = {}
             for key_node, _ in node.value:

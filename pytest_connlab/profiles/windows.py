@@ -183,9 +183,9 @@ class AppliedSettings:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AppliedSettings:
         plan = WindowsPlan(tuple(RegistryValue(k, n, int(v)) for k, n, v in data["registry"]),
-                           tuple(data["dynamic_ports"]) if data["dynamic_ports"] else None, ())  # type: ignore[arg-type]
+                           tuple(data["dynamic_ports"]) if data["dynamic_ports"] else None, ())
         ports = tuple(data["previous_ports"]) if data["previous_ports"] else None
-        return cls(plan, dict(data["previous"]), ports)  # type: ignore[arg-type]
+        return cls(plan, dict(data["previous"]), ports)
 
 
 def apply(plan: WindowsPlan, run: Runner) -> AppliedSettings:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...errors import InventoryError
+from ...errors import InventoryError, YamlInputError
 from ...profiles import safeyaml
 
 ROLES = ("server", "client", "router")
@@ -59,7 +59,7 @@ def load_inventory(path: Path) -> list[InventoryHost]:
     """Read and check an inventory; InventoryError names the file and the key at fault."""
     try:
         data = safeyaml.load(path)
-    except safeyaml.YamlInputError as exc:
+    except YamlInputError as exc:
         raise InventoryError(f"inventory {path}: {exc.where}: {exc.message}") from None
     if not isinstance(data, dict) or not isinstance(data.get("hosts"), dict) or not data["hosts"]:
         raise InventoryError(f"inventory {path}: needs a mapping 'hosts' of host name to settings")
