@@ -16,8 +16,8 @@ from .state import CALL_REPORT_KEY, OBSERVATIONS_KEY, STATE_KEY
 @pytest.fixture
 def lab_profile(request: pytest.FixtureRequest) -> Profile:
     """The profile (``profiles.profile.Profile``) this test runs on: function scope, one
-    parameter per ``--lab`` name; ``@pytest.mark.lab_profile(...)`` and ``settings(...)``
-    markers are applied to it.
+    parameter per ``--lab`` name (``--lab=all``: every profile), with the test's
+    ``@pytest.mark.settings(...)`` applied on top.
 
     Example::
 
