@@ -23,6 +23,12 @@ if command -v apt-get >/dev/null; then
   command -v nft >/dev/null || missing="$missing nftables"
   command -v ip >/dev/null || missing="$missing iproute2"
   command -v setpriv >/dev/null || missing="$missing util-linux"
+  # real third-party clients the lab-wide emulation tests check the lab with
+  command -v curl >/dev/null || missing="$missing curl"
+  command -v hping3 >/dev/null || missing="$missing hping3"
+  command -v ab >/dev/null || missing="$missing apache2-utils"
+  command -v wrk >/dev/null || missing="$missing wrk"
+  command -v ping >/dev/null || missing="$missing iputils-ping"
   if [ "$providers" = 1 ]; then
     command -v dockerd >/dev/null || missing="$missing docker.io"
     command -v debootstrap >/dev/null || missing="$missing debootstrap"

@@ -48,12 +48,17 @@ def main() -> int:
     print(f"held: {r.established:,} of {r.requested:,} counted server-side; {r.held_at_end:,} still held "
           f"after {r.held_for_s:.0f} s (lowest {r.lowest_during_hold:,})")
     print(f"ramp: {r.ramp_s:.1f} s, {r.rate_per_s:,.0f} connections/s; errors: {r.errors or 'none'}")
-    kernel = r.kernel_bytes_per_conn or 0
-    user = r.user_bytes_per_conn or 0
-    print(f"memory per connection: kernel {kernel:,.0f} B (Slab, both ends), user {user:,.0f} B "
-          f"(Pss growth); user total at full hold {(r.user_bytes_total or 0) / 2**20:,.0f} MiB")
-    print(f"projection: {r.mem_available / 2**30:.1f} GiB available / {kernel + max(user, 0):,.0f} B "
-          f"= ~{r.projection() or 0:,} connections (both ends on this box)")
+    if r.memory_measured:
+        kernel = r.kernel_bytes_per_conn or 0
+        user = r.user_bytes_per_conn or 0
+        print(f"memory per connection: kernel {kernel:,.0f} B (Slab, both ends), user {user:,.0f} B "
+              f"(Pss growth); user total at full hold {(r.user_bytes_total or 0) / 2**20:,.0f} MiB")
+        print(f"projection: {r.mem_available / 2**30:.1f} GiB available / {kernel + max(user, 0):,.0f} B "
+              f"= ~{r.projection() or 0:,} connections (both ends on this box)")
+    else:
+        print(f"memory per connection: not measurable (Slab changed by {r.kernel_bytes} B); no projection")
+    if r.disturbed:
+        print(f"disturbed by the host: {r.disturbed}")
     print(f"teardown: closing the connections {r.release_s:.1f} s, the lab {teardown_s:.1f} s; "
           f"namespaces left: {len(left)}")
     return 0 if r.established == r.requested else 1

@@ -7,7 +7,10 @@ import pytest
 @pytest.mark.limit("time_wait_length")
 def test_time_wait_timer(lab):
     obs = lab.probe.time_wait_length()
-    assert obs.ok, obs.explain()
+    if obs.fidelity == "none":  # Windows' TcpTimedWaitDelay: no Linux knob, the kernel keeps its 60 s
+        assert obs.verdict == "not emulable" and obs.observed == 60 != obs.expected, obs.explain()
+    else:
+        assert obs.ok, obs.explain()
     assert obs.evidence["time_wait_entries"] == 3, obs.explain()
 
 

@@ -88,3 +88,11 @@ def test_syn_queue_cap_follows_the_kernel():
     assert syn_queue_cap(4096, 4096, 128, 0) == 97
     assert syn_queue_cap(4096, 4096, 16, 0) == 13
     assert syn_queue_cap(128, 4096, 128, 2) == 0
+
+
+def test_limits_the_agent_plays_say_so_and_are_never_exact():
+    for profile in discover([]).values():
+        for limit in ("http_connection_cap", "thread_pool", "per_server_cap"):
+            fidelity, reason = profile.fidelity_for(limit)
+            assert fidelity == "approximate" and reason.startswith("emulated by the agent's"), (profile.name, limit)
+            assert "kernel's behaviour" not in reason

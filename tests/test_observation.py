@@ -10,8 +10,17 @@ def obs(**kw):
 
 def test_ok_needs_the_value_and_the_ending():
     assert obs().verdict == "ok"
-    assert obs(observed=3975).verdict == "differs"
-    assert obs(ended_by="ECONNREFUSED").verdict == "differs"
+    assert obs(observed=3975).verdict == "failed"
+    assert obs(ended_by="ECONNREFUSED").verdict == "failed"
+
+
+def test_a_disturbed_or_unemulable_figure_is_never_ok():
+    assert obs(disturbed="the host holds 122,910 orphaned TCP sockets").verdict == "disturbed"
+    assert not obs(disturbed="TcpExtTCPAbortOnMemory +68 on client1 during the probe").ok
+    assert obs(fidelity="none", expected=120, observed=60).verdict == "not emulable"
+    assert obs(fidelity="none").verdict == "not emulable"  # even when the numbers happen to agree
+    assert "disturbed by the host: TcpExt" in obs(disturbed="TcpExtTCPAbortOnMemory +1").explain()
+    assert obs(disturbed="x").to_json()["disturbed"] == "x"
 
 
 def test_no_limit_is_ok_only_when_the_bound_was_reached_without_error():

@@ -9,11 +9,13 @@ import sys
 from . import proto, sysctl
 from .burst import burst
 from .churn import churn
+from .computers import free_slots
 from .connect import PORT_POOLS
 from .hold import open_and_hold
 from .http import one_connection_each, pooled
 from .keepalive import keepalive
 from .limits import host_limits, raise_nofile_to_hard, set_nofile
+from .listenwatch import refuse_on_full
 from .mass_client import run_clients
 from .mass_server import run_server
 from .observe import observe
@@ -57,6 +59,17 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--timeout", type=float, default=3.0)
     h.add_argument("--hold", type=float, default=600.0)
     h.add_argument("--deadline", type=float, default=120.0)
+    r = sub.add_parser("refuse-on-full", help="keep an nft set of the ports whose listener is full")
+    r.add_argument("--table", required=True)
+    r.add_argument("--set", dest="set_name", required=True)
+    r.add_argument("--interval", type=float, default=0.005)
+    r.add_argument("--max-seconds", type=float, default=7200.0)
+    c = sub.add_parser("inbound-computers", help="free the inbound-cap slot of a computer that has gone")
+    c.add_argument("--table", required=True)
+    c.add_argument("--sets", required=True, help="comma-separated nft sets of admitted addresses")
+    c.add_argument("--idle", type=float, default=1.0)
+    c.add_argument("--interval", type=float, default=0.25)
+    c.add_argument("--max-seconds", type=float, default=7200.0)
     k = sub.add_parser("keepalive", help="idle connections with and without SO_KEEPALIVE")
     k.add_argument("--target", type=_target, required=True)
     k.add_argument("--source", default=None)
@@ -160,6 +173,10 @@ def main(argv: list[str]) -> int:
         else:
             one_connection_each(args.target, _sources(args.sources), args.requests, args.timeout,
                                 args.hold)
+    elif args.role == "refuse-on-full":
+        refuse_on_full(args.table, args.set_name, args.interval, args.max_seconds)
+    elif args.role == "inbound-computers":
+        free_slots(args.table, args.sets.split(","), args.idle, args.interval, args.max_seconds)
     elif args.role == "keepalive":
         keepalive(args.target, args.source, args.deadline)
     elif args.role == "churn":

@@ -85,7 +85,51 @@ def conntrack_count() -> int | None:
         return None
 
 
+def _int_fields(path: str) -> list[int] | None:
+    """The whitespace-separated integers of a /proc file, or None when it is not there."""
+    try:
+        with open(path) as f:
+            return [int(v) for v in f.read().split()]
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _sockstat_tcp() -> dict[str, int]:
+    """The ``TCP:`` line of /proc/net/sockstat: inuse and tw are this namespace's, orphan, alloc
+    and mem (pages) the whole kernel's."""
+    try:
+        with open("/proc/net/sockstat") as f:
+            for line in f:
+                if line.startswith("TCP:"):
+                    words = line.split()[1:]
+                    return {k: int(v) for k, v in zip(words[0::2], words[1::2])}
+    except (FileNotFoundError, ValueError):
+        pass
+    return {}
+
+
+def pressure() -> dict[str, object]:
+    """Kernel-wide state shared by every namespace that can distort a lab's figures: orphaned TCP
+    sockets against tcp_max_orphans, TCP memory against tcp_mem, and the host's free memory.
+    tcp_max_orphans and tcp_mem are visible only in the initial namespace: None elsewhere."""
+    tcp = _sockstat_tcp()
+    max_orphans = _int_fields("/proc/sys/net/ipv4/tcp_max_orphans")
+    memory: dict[str, int] = {}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("MemTotal", "MemAvailable"):
+                    memory[key] = int(rest.split()[0]) * 1024
+    except (FileNotFoundError, ValueError):
+        pass
+    return {"orphans": tcp.get("orphan"), "tcp_mem_pages": tcp.get("mem"),
+            "max_orphans": max_orphans[0] if max_orphans else None,
+            "tcp_mem": _int_fields("/proc/sys/net/ipv4/tcp_mem"),
+            "mem_available": memory.get("MemAvailable"), "mem_total": memory.get("MemTotal")}
+
+
 def observe(port: int | None) -> dict[str, object]:
     """Everything the observer reads, in one snapshot."""
     return {"sockets": socket_states(port), "counters": counters(),
-            "conntrack_count": conntrack_count(), "pid": os.getpid()}
+            "conntrack_count": conntrack_count(), "pressure": pressure(), "pid": os.getpid()}

@@ -4,8 +4,8 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 
-from ..errors import LabSetupError, ProviderUnavailable
-from ..profiles.emulation import Knobs
+from ..errors import AgentError, LabSetupError, ProviderUnavailable
+from ..profiles.emulation import NFT_TABLE, Knobs
 from ..profiles.profile import Profile
 from ..report.observation import Observation
 from .labhost import LabHost
@@ -36,6 +36,7 @@ class Lab:
         self.clients = [h for h in self.hosts.values() if h.role == "client"]
         self.rlimits: dict[str, dict[str, int]] = {}
         self.knobs = Knobs()  # what apply() set: the profile's knobs, computed once per lab
+        self.watchers: list[str] = []  # agent roles that emulate a setting lab-wide, running
         self.emulated: dict[str, int] = {}  # what each emulation enforces (profiles.emulation names)
         self.observations: list[Observation] = []
         self.conditions: dict[str, str] = {}
@@ -74,6 +75,20 @@ class Lab:
         for role, fragments in knobs.nft.items():
             for host in self.hosts_for(role):
                 self.load_nft(host, fragments)
+        for role, argvs in knobs.agents.items():  # emulations that watch the host: running until teardown
+            for host in self.hosts_for(role):
+                for argv in argvs:
+                    self.start_watcher(host, [a.replace(NFT_TABLE, self.nft_table) for a in argv])
+
+    def start_watcher(self, host: LabHost, argv: list[str]) -> None:
+        """Run an agent role for the lab's whole life (stopped at teardown with the others)."""
+        proc = host.agent(*argv)
+        try:
+            proc.expect("ready", timeout=15)
+        except AgentError as exc:
+            raise LabSetupError(f"profile {self.profile.path}: {argv[0]} on {host.name} did not start: "
+                                f"{exc}") from None
+        self.watchers.append(f"{argv[0]} on {host.name}")
 
     def set_many(self, values_by_host: dict[str, dict[str, str]]) -> None:
         """Set sysctls on several hosts at once; each host's previous values go on the undo stack."""

@@ -7,11 +7,13 @@ importable as itself), so ``help(lab.probe.listen_backlog)`` and IDEs show its r
 """
 from __future__ import annotations
 
-import types
+import functools
+import inspect
 from collections.abc import Callable
 from functools import cached_property
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
+from ..lab import pressure
 from ..lab.lab import Lab
 from . import (
     accept_overflow,
@@ -41,7 +43,10 @@ R = TypeVar("R")
 
 
 class _Bound(Generic[P, R]):
-    """A probe function ``f(lab, ...)`` seen through ``lab.probe`` as ``f(...)`` bound to the lab."""
+    """A probe function ``f(lab, ...)`` seen through ``lab.probe`` as ``f(...)`` bound to the lab.
+
+    The bound call reads the host's shared kernel state (``lab.pressure``) on the lab's hosts
+    before and after the probe; a figure measured under pressure is marked disturbed."""
 
     def __init__(self, func: Callable[..., R]) -> None:
         self.func = func
@@ -52,7 +57,27 @@ class _Bound(Generic[P, R]):
     @overload
     def __get__(self, probes: Probes, owner: type) -> Callable[P, R]: ...
     def __get__(self, probes: Probes | None, owner: type) -> Any:
-        return self if probes is None else types.MethodType(self.func, probes.lab)
+        if probes is None:
+            return self
+        func, lab = self.func, probes.lab
+
+        @functools.wraps(func)
+        def bound(*args: Any, **kwargs: Any) -> R:
+            return _watched(lab, lambda: func(lab, *args, **kwargs))
+        full = inspect.signature(func)
+        bound.__signature__ = full.replace(parameters=list(full.parameters.values())[1:])  # type: ignore[attr-defined]
+        return bound
+
+
+def _watched(lab: Lab, run: Callable[[], R]) -> R:
+    """Run a probe between two readings of host pressure; mark its result disturbed if need be."""
+    hosts = [lab.server, *lab.clients]
+    before = pressure.read(hosts)
+    result = run()
+    why = pressure.disturbance(before, pressure.read(hosts))
+    if why and hasattr(result, "disturbed"):
+        result.disturbed = why
+    return result
 
 
 def _probe(func: Callable[Concatenate[Lab, P], R]) -> _Bound[P, R]:

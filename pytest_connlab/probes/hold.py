@@ -55,13 +55,20 @@ class HoldResult:
     mem_available: int = 0
     release_s: float = 0.0  # closing every connection and stopping the processes
     conditions: dict[str, str] = field(default_factory=dict)
+    disturbed: str = ""  # why the host distorted this hold ("": it did not); see lab.pressure
+
+    @property
+    def memory_measured(self) -> bool:
+        """Whether the memory figures mean anything: a Slab that grew by nothing or shrank while
+        connections were added was moved by other work on the host, not by this load."""
+        return self.kernel_bytes is not None and self.kernel_bytes > 0 and self.established > 0
 
     @property
     def rate_per_s(self) -> float:
         return self.established / self.ramp_s if self.ramp_s > 0 else 0.0
 
     def per_connection(self, total: int | None) -> float | None:
-        return None if total is None or not self.established else total / self.established
+        return None if total is None or not self.memory_measured else total / self.established
 
     @property
     def kernel_bytes_per_conn(self) -> float | None:
@@ -72,7 +79,10 @@ class HoldResult:
         return self.per_connection(self.user_bytes)
 
     def projection(self) -> int | None:
-        """Connections this machine's available memory would hold at the measured cost per connection."""
+        """Connections this machine's available memory would hold at the measured cost per connection
+        (None when the cost could not be measured: never projected from a bad figure)."""
+        if not self.memory_measured:
+            return None
         per = (self.kernel_bytes_per_conn or 0) + max(0.0, self.user_bytes_per_conn or 0)
         return int(self.mem_available / per) if per > 0 and self.mem_available else None
 
@@ -88,12 +98,17 @@ class HoldResult:
                  + (f"; sources out of ports: {', '.join(self.exhausted_sources)}"
                     if self.exhausted_sources else "")
                  + (f"; never attempted {self.not_attempted}" if self.not_attempted else "")]
+        if self.kernel_bytes is not None and not self.memory_measured:
+            lines.append(f"  memory per connection: not measurable (Slab changed by {self.kernel_bytes:,} B "
+                         f"over {self.established:,} connections: other work on the host moved it)")
         if self.kernel_bytes_per_conn is not None:
             lines.append(f"  memory per connection: kernel {self.kernel_bytes_per_conn:,.0f} B "
                          f"(Slab, both ends), user {self.user_bytes_per_conn or 0:,.0f} B "
                          f"(Pss growth of the load's processes); "
                          f"the {self.mem_available / 2**30:.1f} GiB available would hold "
                          f"~{self.projection() or 0:,} at this cost")
+        if self.disturbed:
+            lines.append(f"  disturbed by the host: {self.disturbed}")
         if self.conditions:
             lines.append("  conditions: " + ", ".join(f"{k}={v}" for k, v in self.conditions.items()))
         return "\n".join(lines)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..profiles.emulation import REFUSE_ON_FULL_BACKLOG, refuse_on_full_backlog_rules
+from ..profiles.emulation import REFUSE_ON_FULL_BACKLOG
 from ..report.observation import NO_ERROR, Observation, counter_delta
 from .common import expectation, observation, start_agent_server
 
@@ -29,16 +29,14 @@ def listen_backlog(lab: Lab, backlog: int = APP_BACKLOG, connect_timeout: float 
     somaxconn = lab.server.int_sysctls(["net.core.somaxconn"], default=4096)["net.core.somaxconn"]
     effective = min(backlog, somaxconn)
     refuse = bool(lab.emulated.get(REFUSE_ON_FULL_BACKLOG))
-    if refuse:
-        exp = expectation(lab, LIMIT, (effective, f"min({backlog}, somaxconn {somaxconn}), refused past it"),
-                          lab_endings=("ECONNREFUSED",))
+    if refuse:  # the lab-wide watcher refuses once Linux counts the listener full: backlog + 1
+        exp = expectation(lab, LIMIT, (effective + 1, f"min({backlog}, somaxconn {somaxconn}) + 1, refused past it"),
+                          to_lab=lambda v: v + 1, lab_endings=("ECONNREFUSED",))
     else:
         exp = expectation(lab, LIMIT, (effective + 1, f"min({backlog}, somaxconn {somaxconn}) + 1"),
                           to_lab=lambda v: v + 1, lab_endings=("ETIMEDOUT",))
     bound = max(effective + 1, exp.value or 0) + 16
     server = start_agent_server(lab, "never", backlog=backlog)
-    if refuse:  # Windows refuses a connect to a full backlog
-        lab.load_nft(lab.server, refuse_on_full_backlog_rules(server.port, effective))
     before = lab.server.observe(server.port)["counters"]
     client = lab.clients[0]
     start = time.monotonic()
@@ -60,8 +58,8 @@ def listen_backlog(lab: Lab, backlog: int = APP_BACKLOG, connect_timeout: float 
                 "next_attempts": [e["name"] for e in ([first] if first else []) + opened["extra_errors"]],
                 "next_attempts_completed": opened["extra_established"]}
     if refuse:
-        evidence["how"] = (f"the emulation of Windows refused the connect past {effective} "
-                           "(nft ct count, reset)")
+        evidence["how"] = (f"the lab's watcher of full listeners refused the connect past {effective + 1} "
+                           "queued (Linux's full: backlog + 1) with a reset")
     elif first and first["name"] == "ETIMEDOUT":
         evidence["how"] = (f"no SYN-ACK and no RST within {connect_timeout} s: the SYN was dropped "
                            f"(TcpExtListenOverflows +{counters.get('TcpExtListenOverflows', 0)})")

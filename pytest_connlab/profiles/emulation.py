@@ -16,7 +16,13 @@ FIDELITIES = ("exact", "approximate", "none")
 CONNECTION_CAP = "nft.tcp_connection_cap"  # server input: ct count over N, reject with tcp reset
 INBOUND_COMPUTERS = "nft.inbound_computers"  # server input: a set of N source IPs, others reset
 ROUTER_TABLE = "nft.router_connection_table"  # router forward: ct count over N, drop
-REFUSE_ON_FULL_BACKLOG = "nft.refuse_on_full_backlog"  # applied by the probe: reset past the accept queue
+REFUSE_ON_FULL_BACKLOG = "nft.refuse_on_full_backlog"  # server: a watcher resets SYNs to full listeners
+REFUSE_ON_FULL_REACTION_S = 0.005  # the watcher's poll interval (agent role refuse-on-full)
+NFT_TABLE = "{nft_table}"  # in an agent role's arguments: the lab's own nft table
+# A computer's XP session ends with its last connection (an IIS/HTTP client's with its TCP
+# connection; file-sharing sessions linger up to the Server service's autodisconnect, 15 min by
+# default, which the lab does not wait for): the slot is freed this long after the last one closed.
+INBOUND_IDLE_S = 1.0
 HALF_OPEN_OUTBOUND = "nft.half_open_outbound"  # applied by the probe: N half-open connects on the client
 HTTP_503_PAST = "agent.http_503_past"  # the agent's HTTP server answers 503 past N connections (HTTP.SYS)
 HTTP_403_9_PAST = "agent.http_403_9_past"  # ... 403.9 past N connections (IIS 5.1)
@@ -39,6 +45,7 @@ class Knobs:
     birth: dict[str, dict[str, str]] = field(default_factory=dict)  # set in the parent before creation
     rlimits: dict[str, dict[str, int]] = field(default_factory=dict)
     emulated: dict[str, int] = field(default_factory=dict)  # mechanism (above) -> the value it enforces
+    agents: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)  # role -> agent roles run lab-long
 
     def add_sysctl(self, role: str, key: str, value: str) -> None:
         self.sysctls.setdefault(role, {})[key] = value
@@ -59,6 +66,8 @@ class Knobs:
         for role, fragments in other.nft.items():
             self.nft.setdefault(role, []).extend(fragments)
         self.emulated.update(other.emulated)
+        for role, argvs in other.agents.items():
+            self.agents.setdefault(role, []).extend(argvs)
 
 
 @dataclass(frozen=True)
@@ -118,27 +127,48 @@ def _dynamic_ports(_: int, settings: Settings) -> Knobs:
 
 
 def _computer_cap(value: int, _: Settings) -> Knobs:
-    """A size-N set of source IPs: the first N computers are admitted, later ones reset."""
+    """N computers connected at once: a size-N set of source addresses per family admits a
+    computer's first SYN while there is room; a watcher frees the slot of a computer whose last
+    connection has been gone INBOUND_IDLE_S. TCP only: ping and UDP take no slot."""
+    syn = "tcp flags & (syn | ack) == syn"
     k = Knobs()
     k.emulated[INBOUND_COMPUTERS] = value
     k.add_nft("server", "\n".join([
         f"set inbound_computers {{ type ipv4_addr; size {value}; flags dynamic; }}",
+        f"set inbound_computers6 {{ type ipv6_addr; size {value}; flags dynamic; }}",
+        "counter refused_computers {}",
         nft_chain("inbound_computer_cap", "input", [
             'iifname "lo" accept',
+            "meta l4proto != tcp accept",
             "ct state established,related accept",
             "ip saddr @inbound_computers accept",
-            "ct state new add @inbound_computers { ip saddr } accept",
-            "meta l4proto tcp reject with tcp reset",
+            "ip6 saddr @inbound_computers6 accept",
+            f"{syn} meta nfproto ipv4 add @inbound_computers {{ ip saddr }} accept",
+            f"{syn} meta nfproto ipv6 add @inbound_computers6 {{ ip6 saddr }} accept",
+            "counter name refused_computers reject with tcp reset",
         ]),
     ]))
+    k.agents.setdefault("server", []).append(
+        ("inbound-computers", "--table", NFT_TABLE, "--sets", "inbound_computers,inbound_computers6",
+         "--idle", str(INBOUND_IDLE_S)))
     return k
 
 
 def _refuse_on_full(value: int, _: Settings) -> Knobs:
+    """Lab-wide: a watcher on the server keeps the ports of full listeners (sock_diag) in an nft set
+    whose SYNs get a reset; late final ACKs are reset by tcp_abort_on_overflow."""
     k = Knobs()
     if value:
         k.add_sysctl("server", "net.ipv4.tcp_abort_on_overflow", "1")
         k.emulated[REFUSE_ON_FULL_BACKLOG] = 1
+        k.add_nft("server", "\n".join([
+            "set full_listeners { type inet_service; }",
+            nft_chain("refuse_on_full_backlog", "input", [
+                "tcp flags & (syn | ack) == syn tcp dport @full_listeners counter reject with tcp reset"]),
+        ]))
+        k.agents.setdefault("server", []).append(
+            ("refuse-on-full", "--table", NFT_TABLE, "--set", "full_listeners",
+             "--interval", str(REFUSE_ON_FULL_REACTION_S)))
     return k
 
 
@@ -176,13 +206,6 @@ def _router_table(value: int, _: Settings) -> Knobs:
         nft_chain("connection_table", "forward", [f"ct state new ct count over {value} counter name table_full drop"]),
     ]))
     return k
-
-
-def refuse_on_full_backlog_rules(port: int, backlog: int) -> list[str]:
-    """nft for REFUSE_ON_FULL_BACKLOG: reset a new connection to ``port`` past ``backlog`` live ones,
-    which equals the accept queue while the listener accepts nothing."""
-    return [nft_chain("refuse_on_full_backlog", "input", [
-        f"tcp dport {port} ct state new ct count over {backlog} counter reject with tcp reset"])]
 
 
 def half_open_outbound_rules(cap: int, timeout_ms: int) -> list[str]:
@@ -234,15 +257,22 @@ RULES: dict[str, Rule] = {r.setting: r for r in (
          _sysctl("all", "net.core.somaxconn"), "net.core.somaxconn = <value>"),
     Rule("Product.RefuseOnFullBacklog", 0, 1, ("listen_backlog", "accept_overflow"), "approximate",
          "Windows answers a connect to a full backlog with a reset (WSAECONNREFUSED). Linux has no "
-         "such switch: the lab resets late handshakes (tcp_abort_on_overflow=1), and the backlog "
-         "probe caps its never-accepting listener with nft 'ct count over <backlog> reject with "
-         "tcp reset', which equals the accept queue only while nothing is accepted.",
-         _refuse_on_full, "net.ipv4.tcp_abort_on_overflow = 1 (server); nft ct count reset, in the probe"),
+         "such switch. Lab-wide, for every program of the server: a watcher reads every listener's "
+         "accept queue (sock_diag) every 5 ms and puts the ports of full ones in an nft set whose "
+         "SYNs get a reset; late handshakes are reset by tcp_abort_on_overflow=1. Linux counts a "
+         "listener full at backlog + 1 queued, one more than Windows, and a SYN within the 5 ms "
+         "reaction time is dropped and refused on its first retransmission (about 1 s later).",
+         _refuse_on_full, "net.ipv4.tcp_abort_on_overflow = 1; a sock_diag watcher + nft set of full "
+         "listeners' ports, reset (server)"),
     Rule("Product.InboundComputerCap", 1, 1000, ("inbound_cap", "one_port_connections"), "approximate",
-         "XP counts computers with open sessions over all protocols and refuses the next at "
-         "the session layer (NT error 71, IIS 403.9). The lab admits the first N source IPs "
-         "(an nft set of size N) and resets TCP connections from any other.",
-         _computer_cap, "nft set of source IPs, size <value>, reject with tcp reset"),
+         "XP counts computers with open sessions at once and refuses the next at the session layer "
+         "(NT error 71, IIS 403.9). Lab-wide, for every program of the server: a computer's first "
+         "SYN takes one of <value> slots (an nft set of source addresses per family, IPv4 and IPv6 "
+         "counted apart) and SYNs from any other computer are reset; a watcher frees a slot 1 s "
+         "after the computer's last TCP connection is gone (XP keeps file-sharing sessions up to "
+         "15 min). Only TCP takes a slot.",
+         _computer_cap, "nft sets of source addresses (IPv4, IPv6), size <value>, reset; a slot "
+         "freed 1 s after the computer's last connection (server)"),
     Rule("Tcpip.SynAttackProtect", 0, 2, ("syn_backlog",), "approximate",
          "With protection on, Windows cuts SYN-ACK retransmissions and route-cache work once "
          "TcpMaxHalfOpen is passed; Linux answers from SYN cookies once the SYN queue is full. "

@@ -18,6 +18,7 @@ class Limit:
     name: str
     sentence: str
     knobs: frozenset[str] = frozenset()
+    played_by: str = ""  # a limit of a product that the agent implements, not the kernel: which part
 
 
 CATALOG: dict[str, Limit] = {limit.name: limit for limit in (
@@ -54,7 +55,8 @@ CATALOG: dict[str, Limit] = {limit.name: limit for limit in (
           "How many live TCP connections a server admits before it refuses the next."),
     Limit("http_connection_cap",
           "How many HTTP clients a web server serves at once before it answers with an error "
-          "(403.9, 503)."),
+          "(403.9, 503).",
+          played_by="the agent's HTTP server (it answers 403.9 or 503 past the cap, as IIS and HTTP.SYS do)"),
     Limit("router_table",
           "How many connections a router or firewall in front of the server tracks before it drops "
           "new ones."),
@@ -66,9 +68,11 @@ CATALOG: dict[str, Limit] = {limit.name: limit for limit in (
           "(EMFILE).",
           frozenset({"rlimit.nofile"})),
     Limit("thread_pool",
-          "How many connections a thread-per-connection server serves at once."),
+          "How many connections a thread-per-connection server serves at once.",
+          played_by="the agent's thread-per-connection server (a pool of the probe's thread count)"),
     Limit("per_server_cap",
-          "How many connections an HTTP client opens to one server at once."),
+          "How many connections an HTTP client opens to one server at once.",
+          played_by="the agent's HTTP client (it pools connections per server, as WinInet does)"),
     Limit("tcb_hash",
           "How many established connections a host holds with a small TCB hash table.",
           frozenset({"net.ipv4.tcp_child_ehash_entries"})),

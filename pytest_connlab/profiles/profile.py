@@ -15,7 +15,7 @@ from ..errors import ProfileError, SysctlKeyError, YamlInputError
 from . import safeyaml
 from .emulation import Knobs, rule_for, worst
 from .errnos import is_known_error_name
-from .limits import LIMITS, limits_touched_by
+from .limits import CATALOG, LIMITS, limits_touched_by
 from .sysctlkeys import check_lab_key
 
 TOP_KEYS = {"name", "title", "os", "description", "sources", "settings", "linux", "expect"}
@@ -112,6 +112,13 @@ class Profile:
     def fidelity_for(self, limit: str) -> tuple[str, str]:
         """The fidelity of this profile's emulation of ``limit``, and why."""
         rules = [(r, s.value) for s in self.settings if (r := rule_for(s.key)) and limit in r.limits]
+        played = CATALOG[limit].played_by if limit in CATALOG else ""
+        if played:
+            why = f"emulated by {played}; no kernel limit is involved."
+            if not rules:
+                return "approximate", why
+            return worst(["approximate", *(r.fidelity for r, _ in rules)]), " ".join(
+                [why, *(f"{r.setting}: {r.reason.replace('<value>', str(v))}" for r, v in rules)])
         if not rules:
             return "exact", "Linux knobs set directly" if self.os == "linux" else \
                 "no Windows setting of this profile bears on it; the Linux kernel's behaviour"

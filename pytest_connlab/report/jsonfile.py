@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import JsonPathError
 
 FIELDS = ("test", "profile", "provider", "limit", "expected", "observed", "ended_by",
-          "fidelity", "verdict", "duration_s")
+          "fidelity", "verdict", "disturbed", "duration_s")
 
 
 

@@ -7,6 +7,9 @@ from typing import Any
 from ..profiles.errnos import winsock_for
 
 NO_ERROR = "none"  # the probe reached its own bound without any error
+# What a row says happened: the lab reproduced the number; it measured another; it cannot show the
+# documented value at all (fidelity none); or the host distorted the figure (see lab.pressure).
+VERDICTS = ("ok", "failed", "not emulable", "disturbed")
 NOTE_KEYS = ("how", "time_wait_race", "parity_note")  # evidence a person should read on failure
 
 
@@ -33,6 +36,7 @@ class Observation:
     conditions: dict[str, str] = field(default_factory=dict)
     evidence: dict[str, Any] = field(default_factory=dict)
     test: str = ""
+    disturbed: str = ""  # why the host distorted this figure ("": it did not)
 
     @property
     def windows_error(self) -> str | None:
@@ -50,8 +54,13 @@ class Observation:
 
     @property
     def verdict(self) -> str:
-        """``ok`` when the lab did what the profile says; otherwise ``differs``."""
-        return "ok" if self.value_matches and self.ending_matches else "differs"
+        """``disturbed`` when the host distorted the figure; ``not emulable`` when the lab cannot show
+        the documented value (fidelity none); else ``ok`` when the lab reproduced it, ``failed`` not."""
+        if self.disturbed:
+            return "disturbed"
+        if self.fidelity == "none":
+            return "not emulable"
+        return "ok" if self.value_matches and self.ending_matches else "failed"
 
     @property
     def ok(self) -> bool:
@@ -77,6 +86,8 @@ class Observation:
         if self.documented is not None or self.documented_ended_by:
             lines.append(f"  documented: {self.documented} then {self.documented_ended_by or '?'}")
         lines.append(f"  fidelity {self.fidelity}: {self.fidelity_reason}")
+        if self.disturbed:
+            lines.append(f"  disturbed by the host: {self.disturbed}")
         if self.counters:
             lines.append("  counters: " + ", ".join(f"{k} +{v}" for k, v in sorted(self.counters.items())))
         for key in NOTE_KEYS:

@@ -39,7 +39,9 @@ def notes(results: list[dict[str, Any]]) -> list[str]:
                 if r.get("documented_ended_by") else ""
             out.append(f" {r['fidelity']}: {r['profile']} {r['limit']}: {r['fidelity_reason']}{documented}")
     for r in results:
-        if r["verdict"] != "ok":
-            out.append(f" differs: {r['test']}: observed {r['observed']}, expected "
+        if r["verdict"] == "disturbed":
+            out.append(f" disturbed: {r['test']}: {r.get('disturbed', '')}")
+        elif r["verdict"] != "ok":
+            out.append(f" {r['verdict']}: {r['test']}: observed {r['observed']}, expected "
                        f"{_cell(r, 'expected')} ({r['expectation_from']})")
     return out

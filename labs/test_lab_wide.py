@@ -1,0 +1,131 @@
+"""The lab is the profile for every program in it, not only for the probes.
+
+Each test starts a plain program of its own in the lab (not the agent) and checks, with
+real clients from Debian (curl, hping3, ping), that the lab behaves as the profile says.
+"""
+import re
+import subprocess
+import time
+
+import pytest
+
+from pytest_connlab.profiles.emulation import INBOUND_COMPUTERS, INBOUND_IDLE_S, REFUSE_ON_FULL_BACKLOG
+
+BACKLOG = 8
+NEVER_ACCEPTS = ["python3", "-c", f"""
+import socket, time
+listener = socket.create_server(("0.0.0.0", 8080), backlog={BACKLOG})
+time.sleep(300)
+"""]
+
+
+def _fill_then_try(client, url: str, fillers: int) -> int:
+    """Hold ``fillers`` curl connections on the listener (they never get an answer), then time one
+    more curl's connect; its exit status (7: refused, 28: timed out). Every curl is bounded and killed."""
+    script = (f"pids=''; for i in $(seq {fillers}); do curl -s -o /dev/null --max-time 20 {url} >/dev/null 2>&1 & "
+              f"pids=\"$pids $!\"; done; sleep 1; curl -s -o /dev/null --connect-timeout 3 {url}; code=$?; "
+              f"kill $pids 2>/dev/null; echo $code")
+    return int(client.run(["sh", "-c", script], timeout=30).stdout.split()[-1])
+
+
+@pytest.mark.limit("listen_backlog")
+def test_your_own_listener_that_never_accepts_is_refused_as_the_profile_says(lab):
+    server = lab.server.start(NEVER_ACCEPTS, port=8080)
+    somaxconn = lab.server.int_sysctls(["net.core.somaxconn"])["net.core.somaxconn"]
+    queued = min(BACKLOG, somaxconn) + 1  # Linux queues backlog + 1 before it counts a listener full
+    client = lab.clients[0]
+    code = _fill_then_try(client, f"http://{lab.server.address}:8080/", queued)
+    ss = lab.server.run(["ss", "-Hltn", "sport = :8080"]).stdout.decode()
+    # a source port no filler can hold (outside the ephemeral range), so the SYN meets only the listener
+    syn = client.run(["hping3", "-S", "-s", "1999", "-k", "-p", "8080", "-c", "1", lab.server.address], timeout=15)
+    replies = syn.stdout.decode()
+    assert server.process.running
+    if lab.emulated.get(REFUSE_ON_FULL_BACKLOG):  # Windows: a connect to a full backlog is refused
+        assert code == 7, f"curl exit {code}: the connect past the backlog was not refused ({ss})"
+        assert re.search(r"flags=RA", replies), replies  # the SYN itself got a reset
+    else:  # Linux: the SYN is dropped and the client times out
+        assert code == 28, f"curl exit {code}: expected a connect timeout ({ss})"
+        assert "flags=" not in replies, replies
+    # ss on the server: the listener's accept queue held every filler (Recv-Q), its backlog is Send-Q;
+    # killed curls leave their connections queued until accepted, so the count stands
+    state, recv_q, send_q = ss.split()[:3]
+    assert (state, int(recv_q), int(send_q)) == ("LISTEN", queued, queued - 1), ss
+
+
+HTTP_SERVER = ["python3", "-c", """
+import http.server, socket, time
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/slow":
+            time.sleep(4)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+class DualStack(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+DualStack(("::", 8080), Handler).serve_forever()
+"""]
+V6_PREFIX = "2001:2::"  # RFC 5180's benchmark range, inside this lab's own segment only
+
+
+def _curl(client, url: str, max_time: float = 10) -> subprocess.Popen:
+    return client.popen(["curl", "-s", "-g", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", str(max_time),
+                         url], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+
+def _outcome(proc: subprocess.Popen) -> tuple[int, str]:
+    """curl's exit status (0 answered, 7 refused, 28 timed out) and the HTTP status it got."""
+    out, _ = proc.communicate(timeout=30)
+    return proc.returncode, out.decode()
+
+
+def _established(lab, count: int, bound_s: float = 10.0) -> None:
+    """Wait (bounded) until the server holds ``count`` connections on port 8080."""
+    deadline = time.monotonic() + bound_s
+    while lab.server.observe(8080)["sockets"]["local_port"].get("ESTABLISHED", 0) < count:
+        assert time.monotonic() < deadline, f"the server never held {count} connections"
+        time.sleep(0.1)
+
+
+def _at_once(lab, urls: list[str], first: int) -> list[tuple[int, str]]:
+    """Slow requests from every client, the first ``first`` of them admitted before the others start."""
+    early = [_curl(c, u) for c, u in zip(lab.clients[:first], urls)]
+    _established(lab, first)
+    late = [_curl(c, u) for c, u in zip(lab.clients[first:], urls[first:])]
+    return [_outcome(p) for p in (*early, *late)]
+
+
+@pytest.mark.topology(clients=12)
+@pytest.mark.limit("inbound_cap")
+def test_your_own_server_serves_n_computers_at_once_and_frees_their_slots(lab):
+    cap = lab.emulated.get(INBOUND_COMPUTERS)
+    at_once = min(cap or len(lab.clients), len(lab.clients))
+    lab.server.start(HTTP_SERVER, port=8080)
+    server = lab.server.address
+    # one at a time: each computer asks, is answered and leaves; the next comes once the slot is free
+    for client in lab.clients:
+        assert _outcome(_curl(client, f"http://{server}:8080/")) == (0, "200"), client.name
+        if cap:
+            time.sleep(INBOUND_IDLE_S + 1.0)
+    # ping and UDP take no slot: the two computers that will come last send both first
+    for client in lab.clients[-2:]:
+        assert client.run(["ping", "-c", "1", "-W", "2", server]).returncode == 0
+        client.run(["hping3", "--udp", "-p", "9", "-c", "1", server], timeout=15)
+    # all at once, IPv4: the first `at_once` computers are served, the others refused (reset to the SYN)
+    seen = _at_once(lab, [f"http://{server}:8080/slow"] * len(lab.clients), at_once)
+    assert seen[:at_once] == [(0, "200")] * at_once, seen
+    assert all(code == 7 for code, _ in seen[at_once:]), seen
+    # and IPv6, capped the same way
+    lab.server.run(["ip", "-6", "addr", "add", f"{V6_PREFIX}1/64", "dev", "eth0", "nodad"])
+    for n, client in enumerate(lab.clients, start=2):
+        client.run(["ip", "-6", "addr", "add", f"{V6_PREFIX}{n:x}/64", "dev", "eth0", "nodad"])
+    seen6 = _at_once(lab, [f"http://[{V6_PREFIX}1]:8080/slow"] * len(lab.clients), at_once)
+    assert seen6[:at_once] == [(0, "200")] * at_once, seen6
+    assert all(code == 7 for code, _ in seen6[at_once:]), seen6
