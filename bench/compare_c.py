@@ -6,8 +6,10 @@
 Builds bench/c/holdpair.c with gcc, brings up one lab, runs lab.probe.hold (the
 agent's Python hold-clients and hold-server), then the C pair with the same plan
 (the same source IPs, counts per process, connects in flight and server
-processes). Both rates are connections established divided by the slowest client
-process's ramp time; both counts are checked on the server side.
+processes). Both rates are the connections counted on the server side divided by the
+slowest client process's ramp time; the C clients' own count is printed beside as
+client-side. Rounds alternate the order (plugin first, then C first). Exits 1 when
+any server-side count is short of the connections asked for.
 """
 from __future__ import annotations
 
@@ -61,7 +63,7 @@ def run_c_pair(lab: Lab, binary: str, connections: int, in_flight: int) -> dict[
         proc.wait()
     server.stop()
     return {"held": held, "errors": errors, "ramp_s": slowest, "server_count": server_count,
-            "rate": held / slowest if slowest else 0.0, "layout": plan.describe()}
+            "rate": server_count / slowest if slowest else 0.0, "layout": plan.describe()}
 
 
 def main() -> int:
@@ -71,25 +73,37 @@ def main() -> int:
     p.add_argument("--ips", type=int, default=8)
     p.add_argument("--profile", default="linux-tuned")
     p.add_argument("--in-flight", type=int, default=256)
-    p.add_argument("--rounds", type=int, default=2, help="plugin-then-C rounds; the first warms the slab caches")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="rounds, alternating plugin-first and C-first; the first warms the slab caches")
     args = p.parse_args()
     print(f"machine: {describe()}")
     with tempfile.TemporaryDirectory() as tmp, \
             standalone_lab(args.profile, clients=args.clients, ips_per_client=args.ips) as lab:
         binary = build(tmp)
         rounds = []
-        for _ in range(args.rounds):
-            r = lab.probe.hold(connections=args.connections, for_s=1, in_flight=args.in_flight)
-            c = run_c_pair(lab, binary, args.connections, args.in_flight)
+        for i in range(args.rounds):
+            if i % 2 == 0:
+                r = lab.probe.hold(connections=args.connections, for_s=1, in_flight=args.in_flight)
+                c = run_c_pair(lab, binary, args.connections, args.in_flight)
+            else:
+                c = run_c_pair(lab, binary, args.connections, args.in_flight)
+                r = lab.probe.hold(connections=args.connections, for_s=1, in_flight=args.in_flight)
             rounds.append((r, c))
     print(f"layout: {rounds[0][0].layout}; {args.in_flight} connects in flight per client process")
+    short = []
     for i, (r, c) in enumerate(rounds, 1):
         ratio = r.rate_per_s / c["rate"] if c["rate"] else 0.0
-        print(f"round {i}{' (warms the slab caches)' if i == 1 and len(rounds) > 1 else ''}:")
+        order = "plugin first" if i % 2 else "C first"
+        print(f"round {i} ({order}{', warms the slab caches' if i == 1 and len(rounds) > 1 else ''}):")
         print(f"  plugin (Python agent): {r.established:,} server-side in {r.ramp_s:.2f} s = {r.rate_per_s:,.0f}/s")
-        print(f"  C epoll pair:          {c['server_count']:,} server-side in {c['ramp_s']:.2f} s = "
-              f"{c['rate']:,.0f}/s (errors {c['errors']})")
+        print(f"  C epoll pair:          {c['server_count']:,} server-side ({c['held']:,} client-side) in "
+              f"{c['ramp_s']:.2f} s = {c['rate']:,.0f}/s (errors {c['errors']})")
         print(f"  ratio plugin / C: {ratio:.2f} (target >= 0.90)")
+        short += [f"round {i}: plugin {r.established:,}"] if r.established < args.connections else []
+        short += [f"round {i}: C pair {c['server_count']:,}"] if c["server_count"] < args.connections else []
+    if short:
+        print(f"short of {args.connections:,} server-side: {'; '.join(short)}")
+        return 1
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..profiles.emulation import INBOUND_COMPUTERS
-from ..report.observation import Observation
+from ..report.observation import NO_ERROR, Observation
 from .common import expectation, observation
 from .hold import client_ports, hold, hold_evidence, most_common_error
 from .holdplan import split_evenly
@@ -31,7 +31,7 @@ def one_port_connections(lab: Lab, connections: int = ONE_PORT_DEFAULT, for_s: f
     how = (f"{len(sources)} source IPs x min(their share, {ports} ports)"
            + (f", of which the profile's inbound cap admits {cap}" if cap is not None else ""))
     exp = expectation(lab, "one_port_connections", (None if value >= connections else value, how),
-                      lab_endings=() if value >= connections else ("ECONNREFUSED",))
+                      lab_endings=(NO_ERROR,) if value >= connections else ("ECONNREFUSED",))
     result = hold(lab, None, connections, for_s)
     evidence = hold_evidence(result)
     evidence["server_port"] = int(result.target.rsplit(":", 1)[1])
