@@ -19,6 +19,14 @@ time.sleep(300)
 """]
 
 
+def _needs(lab, *tools: str) -> None:
+    """Skip where a lab host lacks a client this test drives (the docker image carries none)."""
+    for host in {lab.server.name: lab.server, lab.clients[0].name: lab.clients[0]}.values():
+        missing = [t for t in tools if host.run(["sh", "-c", f"command -v {t}"]).returncode != 0]
+        if missing:
+            pytest.skip(f"{host.name} has no {', '.join(missing)}")
+
+
 def _fill_then_try(client, url: str, fillers: int) -> int:
     """Hold ``fillers`` curl connections on the listener (they never get an answer), then time one
     more curl's connect; its exit status (7: refused, 28: timed out). Every curl is bounded and killed."""
@@ -29,7 +37,8 @@ def _fill_then_try(client, url: str, fillers: int) -> int:
 
 
 @pytest.mark.limit("listen_backlog")
-def test_your_own_listener_that_never_accepts_is_refused_as_the_profile_says(lab):
+def test_your_own_listener_that_stops_accepting_is_refused_as_the_profile_says(lab):
+    _needs(lab, "curl", "hping3", "ss")
     server = lab.server.start(NEVER_ACCEPTS, port=8080)
     somaxconn = lab.server.int_sysctls(["net.core.somaxconn"])["net.core.somaxconn"]
     queued = min(BACKLOG, somaxconn) + 1  # Linux queues backlog + 1 before it counts a listener full
@@ -89,9 +98,11 @@ def _outcome(proc: subprocess.Popen) -> tuple[int, str]:
 
 
 def _established(lab, count: int, bound_s: float = 10.0) -> None:
-    """Wait (bounded) until the server holds ``count`` connections on port 8080."""
+    """Wait (bounded) until the server holds ``count`` connections on port 8080 (at least ``count``;
+    for 0: none left)."""
     deadline = time.monotonic() + bound_s
-    while lab.server.observe(8080)["sockets"]["local_port"].get("ESTABLISHED", 0) < count:
+    while (lambda n: n > 0 if count == 0 else n < count)(
+            lab.server.observe(8080)["sockets"]["local_port"].get("ESTABLISHED", 0)):
         assert time.monotonic() < deadline, f"the server never held {count} connections"
         time.sleep(0.1)
 
@@ -107,6 +118,7 @@ def _at_once(lab, urls: list[str], first: int) -> list[tuple[int, str]]:
 @pytest.mark.topology(clients=12)
 @pytest.mark.limit("inbound_cap")
 def test_your_own_server_serves_n_computers_at_once_and_frees_their_slots(lab):
+    _needs(lab, "curl", "hping3", "ping")
     cap = lab.emulated.get(INBOUND_COMPUTERS)
     at_once = min(cap or len(lab.clients), len(lab.clients))
     lab.server.start(HTTP_SERVER, port=8080)
@@ -131,3 +143,50 @@ def test_your_own_server_serves_n_computers_at_once_and_frees_their_slots(lab):
     seen6 = _at_once(lab, [f"http://[{V6_PREFIX}1]:8080/slow"] * len(lab.clients), at_once)
     assert seen6[:at_once] == [(0, "200")] * at_once, seen6
     assert all(code == 7 for code, _ in seen6[at_once:]), seen6
+
+
+HOLDS = ["python3", "-c", """
+import selectors, socket
+listener = socket.create_server(("0.0.0.0", 8080), backlog=1024)
+sel = selectors.DefaultSelector()
+sel.register(listener, selectors.EVENT_READ)
+while True:
+    for key, _ in sel.select():
+        if key.fileobj is listener:
+            conn, _ = listener.accept()
+            sel.register(conn, selectors.EVENT_READ)  # kept open, never answered
+        elif not key.fileobj.recv(4096):
+            sel.unregister(key.fileobj)  # the client has gone: close too
+            key.fileobj.close()
+"""]
+
+
+@pytest.mark.settings(windows={"Tcpip.TcpNumConnections": 20})
+@pytest.mark.limit("connection_cap")
+def test_your_own_server_is_capped_at_tcp_num_connections(lab):
+    """The cap (nft ct count on the server's input) holds for your program: the probe counts 20 on it,
+    and curl's 21st connect, after 20 of curl's own, is refused."""
+    _needs(lab, "curl")
+    server = lab.server.start(HOLDS, port=8080)
+    obs = lab.probe.connection_cap(target=server)
+    assert (obs.observed, obs.ended_by) == (20, "ECONNREFUSED"), obs.explain()
+    assert obs.evidence["server"] == f"your program on {server.endpoint}"
+    _established(lab, 0, bound_s=15.0)  # the probe's connections are gone before curl's
+    code = _fill_then_try(lab.clients[0], f"http://{lab.server.address}:8080/", 20)
+    assert code == 7, f"curl exit {code}: the 21st connection was not refused"
+    assert server.process.running
+
+
+@pytest.mark.topology(router=True)
+@pytest.mark.settings(emulated={"Router.ConnectionTableSize": 16})
+@pytest.mark.limit("router_table")
+def test_your_own_server_behind_a_full_router_table(lab):
+    """Through a router whose table holds 16 connections, your program gets 16; curl's 17th SYN is
+    dropped at the router (curl times out)."""
+    _needs(lab, "curl")
+    server = lab.server.start(HOLDS, port=8080)
+    obs = lab.probe.router_table(target=server)
+    assert (obs.observed, obs.ended_by) == (16, "ETIMEDOUT"), obs.explain()
+    _established(lab, 0, bound_s=15.0)
+    code = _fill_then_try(lab.clients[0], f"http://{lab.server.address}:8080/", 16)
+    assert code == 28, f"curl exit {code}: the 17th connection was not dropped at the router"

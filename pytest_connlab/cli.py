@@ -43,10 +43,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     print("settings:")
     for s in p.settings:
         rule = rule_for(s.key)
-        how = f"{rule.linux}  [{rule.fidelity}]" if rule else "set as is  [exact]"
+        how = f"{rule.linux.replace('<value>', str(s.value))}  [{rule.fidelity}]" if rule else "set as is  [exact]"
         print(f"  {s.key} = {s.value}  ({s.source})\n      linux: {how}")
         if rule:
-            print(f"      why: {rule.reason}")
+            print(f"      why: {rule.reason.replace('<value>', str(s.value))}")
     for pin in p.linux:
         print(f"  linux pin {pin.key} = {pin.value}: {pin.source}")
     print("expect:")

@@ -178,6 +178,22 @@ EXPECTED = {  # (test, profile): (observed, ended_by), as measured on kernel 6.1
     ('test_server_push_reaches_3000_clients', 'win2008r2'): (3000, 'none'),
     ('test_server_push_reaches_3000_clients', 'winxp-home'): (3000, 'none'),
     ('test_server_push_reaches_3000_clients', 'winxp-sp2'): (3000, 'none'),
+    ('test_your_own_server_is_capped_at_tcp_num_connections', 'linux-default'): (20, 'ECONNREFUSED'),
+    ('test_your_own_server_is_capped_at_tcp_num_connections', 'linux-tuned'): (20, 'ECONNREFUSED'),
+    ('test_your_own_server_is_capped_at_tcp_num_connections', 'vista-sp2'): (20, 'ECONNREFUSED'),
+    ('test_your_own_server_is_capped_at_tcp_num_connections', 'win2000-server'): (20, 'ECONNREFUSED'),
+    ('test_your_own_server_is_capped_at_tcp_num_connections', 'win2003'): (20, 'ECONNREFUSED'),
+    ('test_your_own_server_is_capped_at_tcp_num_connections', 'win2008r2'): (20, 'ECONNREFUSED'),
+    ('test_your_own_server_is_capped_at_tcp_num_connections', 'winxp-home'): (20, 'ECONNREFUSED'),
+    ('test_your_own_server_is_capped_at_tcp_num_connections', 'winxp-sp2'): (20, 'ECONNREFUSED'),
+    ('test_your_own_server_behind_a_full_router_table', 'linux-default'): (16, 'ETIMEDOUT'),
+    ('test_your_own_server_behind_a_full_router_table', 'linux-tuned'): (16, 'ETIMEDOUT'),
+    ('test_your_own_server_behind_a_full_router_table', 'vista-sp2'): (16, 'ETIMEDOUT'),
+    ('test_your_own_server_behind_a_full_router_table', 'win2000-server'): (16, 'ETIMEDOUT'),
+    ('test_your_own_server_behind_a_full_router_table', 'win2003'): (16, 'ETIMEDOUT'),
+    ('test_your_own_server_behind_a_full_router_table', 'win2008r2'): (16, 'ETIMEDOUT'),
+    ('test_your_own_server_behind_a_full_router_table', 'winxp-home'): (16, 'ETIMEDOUT'),
+    ('test_your_own_server_behind_a_full_router_table', 'winxp-sp2'): (16, 'ETIMEDOUT'),
 }
 
 

@@ -14,6 +14,7 @@ from ..report.observation import NO_ERROR, Observation
 if TYPE_CHECKING:
     from ..lab.lab import Lab
     from ..lab.labhost import LabHost
+    from ..lab.providers.agentproc import AgentProcess
     from ..lab.target import Target
 
 NO_CAP_BOUND = 200  # connections tried when the lab's settings imply no cap
@@ -41,6 +42,19 @@ def start_agent_server(lab: Lab, mode: str, backlog: int = 4096, port: int = 0,
                             "--mode", mode, "--max-seconds", "900", *extra)
     ready = proc.expect("ready", timeout=15)
     return Target(lab.server, lab.server.address, int(ready["port"]), proc, ready)
+
+
+def own_or_agent_server(lab: Lab, target: Target | None, mode: str) -> tuple[Target, str]:
+    """The user's own server when given (a program started with ``lab.server.start``), else the
+    agent's server in ``mode``; and how to say which in the evidence."""
+    if target is not None:
+        return target, f"your program on {target.endpoint}"
+    return start_agent_server(lab, mode), f"the agent's {mode} server"
+
+
+def stop_own(server: Target, target: Target | None) -> dict[str, Any]:
+    """Stop the agent's server (its final stats); a user's program is the user's to stop: {}."""
+    return dict(server.stop()) if target is None else {}
 
 
 def expectation(lab: Lab, limit: str, derived: tuple[int | None, str],
@@ -142,13 +156,15 @@ def pin_measuring_server(lab: Lab, why: str = "the measuring server must not dro
     lab.pin("server", {"net.core.somaxconn": "4096"}, why, override=True)
 
 
-def hold_connections(client: LabHost, target: Target, count: int, timeout: float, extra: int = 2) -> Opened:
+def hold_connections(client: LabHost, target: Target, count: int, timeout: float,
+                     extra: int = 2) -> tuple[AgentProcess, Opened]:
     """Open and hold up to ``count`` connections from every address of ``client``; after the first
-    failure try ``extra`` more at once. The agent's 'opened' event."""
+    failure try ``extra`` more at once. The holding process (stop it once the server side has been
+    read: the connections close with it) and its 'opened' event."""
     proc = client.agent("open", "--target", target.endpoint, "--sources", ",".join(client.addresses),
                         "--count", str(count), "--timeout", str(timeout), "--deadline", "120",
                         "--extra", str(extra), "--hold", "300")
-    return proc.expect("opened", timeout=timeout * (extra + 2) + 150)
+    return proc, proc.expect("opened", timeout=timeout * (extra + 2) + 150)
 
 
 def first_error(opened: Opened) -> str:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ..agent.proto import Opened
 from ..lab.providers.agentproc import AgentProcess
 from ..report.observation import NO_ERROR, Observation
-from .common import expectation, nft_set_size, observation, start_agent_server
+from .common import expectation, nft_set_size, observation, own_or_agent_server, stop_own
 
 if TYPE_CHECKING:
     from ..lab.lab import Lab
@@ -29,14 +29,16 @@ def _connect(host: LabHost, target: Target, count: int, timeout: float
     return proc, proc.expect("opened", timeout=timeout * count + 30)
 
 
-def inbound_cap(lab: Lab, more_per_admitted: int = 2, connect_timeout: float = 2.0) -> Observation:
-    """Connect from every client host; count the hosts served."""
+def inbound_cap(lab: Lab, target: Target | None = None, more_per_admitted: int = 2,
+                connect_timeout: float = 2.0) -> Observation:
+    """Connect from every client host; count the hosts served. ``target``: your own program on the
+    server (it must keep the connections open) instead of the agent's hold server."""
     computers = len(lab.clients)
     exp = expectation(lab, LIMIT, (None, "no inbound cap in this profile's settings"),
                       lab_endings=None, default_endings=("ECONNREFUSED",))
     if exp.value is None:
         exp = type(exp)(None, (), exp.documented, exp.documented_ended_by, exp.source)
-    server = start_agent_server(lab, "hold")
+    server, serving = own_or_agent_server(lab, target, "hold")
     start = time.monotonic()
     outcomes, holders, first_error = [], [], None
     for host in lab.clients:
@@ -53,9 +55,10 @@ def inbound_cap(lab: Lab, more_per_admitted: int = 2, connect_timeout: float = 2
     duration = time.monotonic() - start
     for proc in holders:
         proc.stop()
-    stats = server.stop()
+    stats = stop_own(server, target)
     served = sum(1 for o in outcomes if o["served"])
-    evidence = {"computers_tried": computers, "outcomes": outcomes, "server_accepted": stats.get("accepted"),
+    evidence = {"server": serving, "computers_tried": computers, "outcomes": outcomes,
+                "server_accepted": stats.get("accepted"),
                 "admitted_in_nft_set": nft_set_size(lab, lab.server, "inbound_computers")}
     return observation(lab, LIMIT, exp, observed=served, ended_by=first_error or NO_ERROR,
                        bound=computers, duration_s=duration, evidence=evidence)
