@@ -29,10 +29,11 @@ def _needs(lab, *tools: str) -> None:
 
 def _fill_then_try(client, url: str, fillers: int) -> int:
     """Hold ``fillers`` curl connections on the listener (they never get an answer), then time one
-    more curl's connect; its exit status (7: refused, 28: timed out). Every curl is bounded and killed."""
+    more curl's connect; its exit status (7: refused, 28: timed out). Every curl is bounded, killed and
+    waited for, so the server's answers to their FINs are over before the caller looks at the wire."""
     script = (f"pids=''; for i in $(seq {fillers}); do curl -s -o /dev/null --max-time 20 {url} >/dev/null 2>&1 & "
               f"pids=\"$pids $!\"; done; sleep 1; curl -s -o /dev/null --connect-timeout 3 {url}; code=$?; "
-              f"kill $pids 2>/dev/null; echo $code")
+              f"kill $pids 2>/dev/null; wait; sleep 0.2; echo $code")
     return int(client.run(["sh", "-c", script], timeout=30).stdout.split()[-1])
 
 
@@ -46,7 +47,7 @@ def test_your_own_listener_that_stops_accepting_is_refused_as_the_profile_says(l
     code = _fill_then_try(client, f"http://{lab.server.address}:8080/", queued)
     ss = lab.server.run(["ss", "-Hltn", "sport = :8080"]).stdout.decode()
     # a source port no filler can hold (outside the ephemeral range), so the SYN meets only the listener
-    syn = client.run(["hping3", "-S", "-s", "1999", "-k", "-p", "8080", "-c", "1", lab.server.address], timeout=15)
+    syn = client.run(["hping3", "-S", "-s", "1999", "-k", "-p", "8080", "-c", "2", lab.server.address], timeout=15)
     replies = syn.stdout.decode()
     assert server.process.running
     if lab.emulated.get(REFUSE_ON_FULL_BACKLOG):  # Windows: a connect to a full backlog is refused
