@@ -18,7 +18,7 @@ from .limits import host_limits, raise_nofile_to_hard, set_nofile
 from .listenwatch import refuse_on_full
 from .mass_client import run_clients
 from .mass_server import run_server
-from .observe import observe
+from .observe import counters, observe, pressure
 from .server import MODES, HttpPolicy, serve
 from .threaded import serve_threaded
 from .workers import chunks, spread
@@ -111,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("limits", help="this host's descriptor limits and memory")
     ob = sub.add_parser("observe", help="socket states and counters")
     ob.add_argument("--port", type=int, default=None)
+    sub.add_parser("pressure", help="kernel-wide TCP state and the counters of trouble, no socket scan")
     sy = sub.add_parser("sysctl", help="read or set sysctls")
     sy.add_argument("--get", nargs="*", default=[])
     sy.add_argument("--set", default="", help='JSON object {"key": "value"}')
@@ -191,6 +192,8 @@ def main(argv: list[str]) -> int:
         run_server(args.bind, args.port, args.backlog, args.workers, args.push, args.max_seconds)
     elif args.role == "limits":
         proto.emit("limits", **host_limits())
+    elif args.role == "pressure":
+        proto.emit("pressure", pressure=pressure(), counters=counters())
     elif args.role == "observe":
         proto.emit("observation", **observe(args.port))
     elif args.role == "sysctl":

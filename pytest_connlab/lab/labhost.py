@@ -126,6 +126,11 @@ class LabHost:
             raise LabSetupError(f"{self.name}: sysctl {err['key']}: {err['message']}", key=str(err["key"]))
         return dict(event["previous"])
 
+    def pressure(self) -> dict[str, Any]:
+        """The kernel-wide state of ``agent.observe.pressure`` and this namespace's counters, without
+        the socket scan of observe() (which costs seconds with a million connections open)."""
+        return self.agent_once("pressure")
+
     def observe(self, port: int | None = None) -> dict[str, Any]:
         """Socket states and kernel counters of this host, now."""
         args = ["observe"] + (["--port", str(port)] if port is not None else [])

@@ -83,7 +83,7 @@ class Pressure:
 
 def read(hosts: list[LabHost]) -> list[Pressure]:
     """One reading per host (the kernel-wide part is the same on hosts that share a kernel)."""
-    return [Pressure.of(h.name, h.observe()) for h in hosts]
+    return [Pressure.of(h.name, h.pressure()) for h in hosts]
 
 
 def disturbance(before: list[Pressure], after: list[Pressure]) -> str:
