@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a fresh Debian/Ubuntu machine for pytest-connlab (run as root):
-# nftables (the emulation's rules), iproute2 (tests read addresses), util-linux (setpriv),
+# nftables and iptables (the emulation's rules), iproute2 (tests read addresses), util-linux (setpriv),
 # then the package with its test extras.
 #
 #   ./setup.sh              what netns labs need (the default provider)
@@ -23,6 +23,8 @@ if command -v apt-get >/dev/null; then
   command -v nft >/dev/null || missing="$missing nftables"
   command -v ip >/dev/null || missing="$missing iproute2"
   command -v setpriv >/dev/null || missing="$missing util-linux"
+  # the half-open outbound cap's NFQUEUE rule (this kernel has no nft queue statement)
+  command -v ip6tables-legacy >/dev/null || missing="$missing iptables"
   # real third-party clients the lab-wide emulation tests check the lab with
   command -v curl >/dev/null || missing="$missing curl"
   command -v hping3 >/dev/null || missing="$missing hping3"

@@ -1,7 +1,7 @@
 """The lab is the profile for every program in it, not only for the probes.
 
 Each test starts a plain program of its own in the lab (not the agent) and checks, with
-real clients from Debian (curl, hping3, ping), that the lab behaves as the profile says.
+real clients from Debian (curl, hping3, ping, ss), that the lab behaves as the profile says.
 """
 import re
 import subprocess
@@ -9,7 +9,13 @@ import time
 
 import pytest
 
-from pytest_connlab.profiles.emulation import INBOUND_COMPUTERS, INBOUND_IDLE_S, REFUSE_ON_FULL_BACKLOG
+from pytest_connlab.profiles.emulation import (
+    HALF_OPEN_OUTBOUND,
+    INBOUND_COMPUTERS,
+    INBOUND_IDLE_S,
+    REFUSE_ON_FULL_BACKLOG,
+    nft_chain,
+)
 
 BACKLOG = 8
 NEVER_ACCEPTS = ["python3", "-c", f"""
@@ -64,6 +70,21 @@ def test_your_own_listener_that_stops_accepting_is_refused_as_the_profile_says(l
     # killed curls leave their connections queued until accepted, so the count stands
     state, recv_q, send_q = ss.split()[:3]
     assert (state, int(recv_q), int(send_q)) == ("LISTEN", queued, queued - 1), ss
+
+
+@pytest.mark.limit("listen_backlog")
+def test_the_backlog_probe_counts_your_own_listener(lab):
+    """The probe pointed at your program reads its listener's backlog (sock_diag) and counts, on the
+    server, the connections it queued before the next connect was refused (Windows) or timed out."""
+    server = lab.server.start(NEVER_ACCEPTS, port=8080)
+    somaxconn = lab.server.int_sysctls(["net.core.somaxconn"])["net.core.somaxconn"]
+    obs = lab.probe.listen_backlog(target=server)
+    refused = bool(lab.emulated.get(REFUSE_ON_FULL_BACKLOG))
+    assert obs.evidence["server"] == f"your program on {server.endpoint}"
+    assert obs.evidence["app_backlog"] == min(BACKLOG, somaxconn)
+    assert (obs.observed, obs.ended_by) == (min(BACKLOG, somaxconn) + 1,
+                                            "ECONNREFUSED" if refused else "ETIMEDOUT"), obs.explain()
+    assert server.process.running
 
 
 HTTP_SERVER = ["python3", "-c", """
@@ -164,6 +185,16 @@ while True:
 """]
 
 
+@pytest.mark.limit("keepalive")
+def test_keepalive_finds_your_own_server_gone(lab):
+    """The keepalive probe against your program (it keeps idle connections open and never writes):
+    the client's keepalive probes to it are counted on the server's side of the wire."""
+    server = lab.server.start(HOLDS, port=8080)
+    obs = lab.probe.keepalive(target=server)
+    assert obs.ok, obs.explain()
+    assert obs.evidence["server"] == f"your program on {server.endpoint}"
+
+
 def _room_to_accept(lab) -> None:
     """somaxconn 4096 before the holding server listens (its backlog is fixed at listen()): a profile's
     small cap (XP Home: 5) would otherwise let the refuse-on-full watcher reset fillers that arrive at once."""
@@ -201,3 +232,42 @@ def test_your_own_server_behind_a_full_router_table(lab):
     _established(lab, 0, bound_s=15.0)
     code = _fill_then_try(lab.clients[0], f"http://{lab.server.address}:8080/", 16)
     assert code == 28, f"curl exit {code}: the 17th connection was not dropped at the router"
+
+
+def _unanswered_port(lab, port: int) -> None:
+    """The server drops every SYN to ``port`` and keeps each connection's (source, port) in a set."""
+    lab.load_nft(lab.server, [
+        "set unanswered { type ipv4_addr . inet_service; size 65535; flags dynamic; }",
+        nft_chain("unanswered", "input", [f"tcp dport {port} add @unanswered {{ ip saddr . tcp sport }} drop"]),
+    ])
+
+
+def _set_size(lab, name: str) -> int:
+    import json
+    out = lab.server.run(["nft", "-j", "list", "set", "inet", lab.nft_table, name]).stdout
+    return sum(len(item["set"].get("elem", [])) for item in json.loads(out)["nftables"] if "set" in item)
+
+
+@pytest.mark.limit("outbound_half_open")
+def test_every_program_of_a_client_waits_past_the_half_open_cap(lab):
+    """curl, not the agent: 20 curls connect to a port that never answers; on XP SP2 only 10 SYNs leave
+    the client, and one more curl to a live server waits for a slot (until the 20 give up at 3 s)
+    instead of failing."""
+    _needs(lab, "curl")
+    lab.server.start(HTTP_SERVER, port=8080)
+    _unanswered_port(lab, 9)
+    server = lab.server.address
+    script = (f"for i in $(seq 20); do curl -s -o /dev/null --max-time 3 http://{server}:9/ & done; sleep 0.5; "
+              f"curl -s -o /dev/null -w '%{{http_code}} %{{time_connect}}' --max-time 10 http://{server}:8080/; wait")
+    curls = lab.clients[0].popen(["sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    time.sleep(2.0)  # while the 20 still wait: when they give up, the ones that waited go out one by one
+    reached = _set_size(lab, "unanswered")
+    status, connect_s = curls.communicate(timeout=30)[0].decode().split()
+    cap = lab.emulated.get(HALF_OPEN_OUTBOUND)
+    assert status == "200", f"the live curl got {status}"
+    if cap:  # XP SP2: cap SYNs left at once; the live connect waited until the 20 gave up, then completed
+        assert reached == cap, f"{reached} SYNs reached the server, expected {cap}"
+        assert 1.5 < float(connect_s) < 6, f"the live curl connected after {connect_s} s"
+    else:
+        assert reached == 20, f"{reached} SYNs reached the server"
+        assert float(connect_s) < 1, f"the live curl connected after {connect_s} s"

@@ -43,7 +43,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     print("settings:")
     for s in p.settings:
         rule = rule_for(s.key)
-        how = f"{rule.linux.replace('<value>', str(s.value))}  [{rule.fidelity}]" if rule else "set as is  [exact]"
+        played = ", played by the agent" if rule and rule.applied_by == "agent" else ""
+        how = (f"{rule.linux.replace('<value>', str(s.value))}  [{rule.fidelity}{played}]" if rule
+               else "set as is  [exact]")
         print(f"  {s.key} = {s.value}  ({s.source})\n      linux: {how}")
         if rule:
             print(f"      why: {rule.reason.replace('<value>', str(s.value))}")

@@ -50,18 +50,22 @@ def test_dynamic_port_range_is_start_and_count():
     assert profile.knobs().sysctls["all"]["net.ipv4.ip_local_port_range"] == "49152 65535"
 
 
-def test_probe_scoped_settings_are_not_applied_lab_wide():
+def test_lab_wide_emulations_run_watchers_and_agent_played_ones_are_only_recorded():
     knobs = discover([])["winxp-sp2"].knobs()
     assert knobs.emulated == {REFUSE_ON_FULL_BACKLOG: 1, HALF_OPEN_OUTBOUND: 10, HTTP_403_9_PAST: 10,
                               INBOUND_COMPUTERS: 10}
-    assert all("half_open" not in f for frags in knobs.nft.values() for f in frags)
     assert knobs.sysctls["server"]["net.ipv4.tcp_abort_on_overflow"] == "1"
+    half_open = ("half-open-outbound", "--cap", "10", "--give-up", "21.0")
+    assert half_open in knobs.agents["client"] and half_open in knobs.agents["server"]
+    assert [a[0] for a in knobs.agents["server"]] == ["refuse-on-full", "inbound-computers", "half-open-outbound"]
+    assert rule_for("IIS.MaxConnections").applied_by == "agent"
 
 
 def test_rate_limiting_turns_the_cap_of_ten_on_only_when_one():
     rule = rule_for("Tcpip.EnableConnectionRateLimiting")
     assert rule.knobs(0, {}).emulated == {}
     assert rule.knobs(1, {}).emulated == {HALF_OPEN_OUTBOUND: 10}
+    assert rule.knobs(0, {}).agents == {}
 
 
 def test_keepalive_milliseconds_become_whole_seconds():

@@ -18,6 +18,22 @@ EXPECTED = {  # (test, profile): (observed, ended_by), as measured on kernel 6.1
     ('test_a_thread_pool_serves_its_size_and_an_event_loop_serves_all', 'win2008r2'): (200, 'no answer within 2 s'),
     ('test_a_thread_pool_serves_its_size_and_an_event_loop_serves_all', 'winxp-home'): (200, 'no answer within 2 s'),
     ('test_a_thread_pool_serves_its_size_and_an_event_loop_serves_all', 'winxp-sp2'): (200, 'no answer within 2 s'),
+    ('test_keepalive_finds_your_own_server_gone', 'linux-default'): (9, 'ETIMEDOUT'),
+    ('test_keepalive_finds_your_own_server_gone', 'linux-tuned'): (5, 'ETIMEDOUT'),
+    ('test_keepalive_finds_your_own_server_gone', 'vista-sp2'): (10, 'ETIMEDOUT'),
+    ('test_keepalive_finds_your_own_server_gone', 'win2000-server'): (5, 'ETIMEDOUT'),
+    ('test_keepalive_finds_your_own_server_gone', 'win2003'): (5, 'ETIMEDOUT'),
+    ('test_keepalive_finds_your_own_server_gone', 'win2008r2'): (10, 'ETIMEDOUT'),
+    ('test_keepalive_finds_your_own_server_gone', 'winxp-home'): (5, 'ETIMEDOUT'),
+    ('test_keepalive_finds_your_own_server_gone', 'winxp-sp2'): (5, 'ETIMEDOUT'),
+    ('test_the_backlog_probe_counts_your_own_listener', 'linux-default'): (9, 'ETIMEDOUT'),
+    ('test_the_backlog_probe_counts_your_own_listener', 'linux-tuned'): (9, 'ETIMEDOUT'),
+    ('test_the_backlog_probe_counts_your_own_listener', 'vista-sp2'): (9, 'ECONNREFUSED'),
+    ('test_the_backlog_probe_counts_your_own_listener', 'win2000-server'): (9, 'ECONNREFUSED'),
+    ('test_the_backlog_probe_counts_your_own_listener', 'win2003'): (9, 'ECONNREFUSED'),
+    ('test_the_backlog_probe_counts_your_own_listener', 'win2008r2'): (9, 'ECONNREFUSED'),
+    ('test_the_backlog_probe_counts_your_own_listener', 'winxp-home'): (6, 'ECONNREFUSED'),
+    ('test_the_backlog_probe_counts_your_own_listener', 'winxp-sp2'): (6, 'ECONNREFUSED'),
     ('test_a_vanished_peer_is_found_by_keepalive_only', 'linux-default'): (9, 'ETIMEDOUT'),
     ('test_a_vanished_peer_is_found_by_keepalive_only', 'linux-tuned'): (5, 'ETIMEDOUT'),
     ('test_a_vanished_peer_is_found_by_keepalive_only', 'vista-sp2'): (10, 'ETIMEDOUT'),
@@ -204,8 +220,8 @@ def test_every_profile_reproduces_its_limits_and_leaves_nothing(pytester):
     result = pytester.runpytest_subprocess(str(REPO / "labs"), "--lab=all", f"--lab-json={out}",
                                            "-p", "no:cacheprovider")
     # skipped: the 60 s TIME_WAIT watch runs once; one IP exhausting linux-tuned's 64,512 ports takes minutes
-    # labs/test_lab_wide.py: 2 tests per profile that check the lab with real clients, no probe row
-    result.assert_outcomes(passed=len(EXPECTED) + 2 * 8, skipped=8)
+    # labs/test_lab_wide.py: 3 tests per profile that check the lab with real clients, no probe row
+    result.assert_outcomes(passed=len(EXPECTED) + 3 * 8, skipped=8)
     run_id, rows = results(out)
     seen = {(r["test"].split("::")[-1].split("[")[0], r["profile"]): (r["observed"], r["ended_by"])
             for r in rows}
@@ -235,10 +251,10 @@ def test_xdist_gives_the_same_results_as_one_process(pytester):
     serial, parallel = pytester.path / "serial.json", pytester.path / "parallel.json"
     subset = ("-k", "backlog or inbound or overflow or connection_cap or tcb")
     pytester.runpytest_subprocess(str(REPO / "labs"), "--lab=win2003", *subset, "-p", "no:xdist",
-                                  f"--lab-json={serial}").assert_outcomes(passed=9)
+                                  f"--lab-json={serial}").assert_outcomes(passed=10)
     run = pytester.runpytest_subprocess(str(REPO / "labs"), "--lab=win2003", *subset, "-n", "2",
                                         f"--lab-json={parallel}")
-    run.assert_outcomes(passed=9)
+    run.assert_outcomes(passed=10)
     assert _observed(serial) == _observed(parallel)
     assert namespaces_of(results(parallel)[0]) == []
 

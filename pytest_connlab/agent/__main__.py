@@ -11,6 +11,7 @@ from .burst import burst
 from .churn import churn
 from .computers import free_slots
 from .connect import PORT_POOLS
+from .halfopen import throttle
 from .hold import open_and_hold
 from .http import one_connection_each, pooled
 from .keepalive import keepalive
@@ -70,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--idle", type=float, default=1.0)
     c.add_argument("--interval", type=float, default=0.25)
     c.add_argument("--max-seconds", type=float, default=7200.0)
+    q = sub.add_parser("half-open-outbound", help="at most --cap outbound connects incomplete at once")
+    q.add_argument("--cap", type=int, required=True)
+    q.add_argument("--give-up", type=float, default=21.0)
+    q.add_argument("--queue", type=int, default=4226)
+    q.add_argument("--max-seconds", type=float, default=7200.0)
     k = sub.add_parser("keepalive", help="idle connections with and without SO_KEEPALIVE")
     k.add_argument("--target", type=_target, required=True)
     k.add_argument("--source", default=None)
@@ -178,6 +184,8 @@ def main(argv: list[str]) -> int:
         refuse_on_full(args.table, args.set_name, args.interval, args.max_seconds)
     elif args.role == "inbound-computers":
         free_slots(args.table, args.sets.split(","), args.idle, args.interval, args.max_seconds)
+    elif args.role == "half-open-outbound":
+        throttle(args.cap, args.give_up, args.queue, args.max_seconds)
     elif args.role == "keepalive":
         keepalive(args.target, args.source, args.deadline)
     elif args.role == "churn":

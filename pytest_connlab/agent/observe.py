@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from collections import Counter
 
+from .sockdiag import listeners
+
 USER_HZ = 100  # /proc/net/tcp reports timers in clock ticks
 # include/net/tcp_states.h
 TCP_STATES = {
@@ -45,8 +47,9 @@ def socket_states(port: int | None = None) -> dict[str, object]:
                 remote[state] += 1
                 if state == "TIME_WAIT":
                     tw_left.append(int(row[5].split(":")[1], 16) / USER_HZ)
+    backlogs = [backlog for lport, _, backlog in listeners() if lport == port] if port is not None else []
     return {"all": dict(states), "local_port": dict(local), "remote_port": dict(remote),
-            "accept_queue": accept_queue,
+            "accept_queue": accept_queue, "listen_backlog": max(backlogs) if backlogs else None,
             "time_wait_left_s": [min(tw_left), max(tw_left)] if tw_left else None}
 
 

@@ -64,3 +64,23 @@ def peers() -> set[str]:
             addr = addr.ipv4_mapped
         out.add(str(addr))
     return out
+
+
+TCP_SYN_SENT = 2
+SRC_AT = 8
+V4_MAPPED = b"\0" * 10 + b"\xff\xff"
+
+
+def _address(raw: bytes) -> bytes:
+    """4 bytes for IPv4 (also an IPv4-mapped IPv6 address), 16 for IPv6."""
+    return raw[12:] if raw[:12] == V4_MAPPED else raw
+
+
+def syn_sent() -> set[tuple[bytes, int, bytes, int]]:
+    """(source, source port, destination, destination port) of every connect still in SYN_SENT."""
+    out = set()
+    for family, msg in dump(1 << TCP_SYN_SENT):
+        size = 4 if family == socket.AF_INET else 16
+        sport, dport = struct.unpack_from(">HH", msg, SPORT_AT)
+        out.add((_address(msg[SRC_AT:SRC_AT + size]), sport, _address(msg[DST_AT:DST_AT + size]), dport))
+    return out

@@ -9,6 +9,7 @@ from ..profiles.emulation import NFT_TABLE, Knobs
 from ..profiles.profile import Profile
 from ..report.observation import Observation
 from .labhost import LabHost
+from .providers.agentproc import AgentProcess
 from .providers.base import Host, Provider
 from .providers.program import Stoppable
 from .topology import Topology
@@ -37,6 +38,7 @@ class Lab:
         self.rlimits: dict[str, dict[str, int]] = {}
         self.knobs = Knobs()  # what apply() set: the profile's knobs, computed once per lab
         self.watchers: list[str] = []  # agent roles that emulate a setting lab-wide, running
+        self._watcher_procs: dict[tuple[str, str], AgentProcess] = {}  # (role, host name) -> process
         self.emulated: dict[str, int] = {}  # what each emulation enforces (profiles.emulation names)
         self.observations: list[Observation] = []
         self.conditions: dict[str, str] = {}
@@ -89,6 +91,20 @@ class Lab:
             raise LabSetupError(f"profile {self.profile.path}: {argv[0]} on {host.name} did not start: "
                                 f"{exc}") from None
         self.watchers.append(f"{argv[0]} on {host.name}")
+        self._watcher_procs[(argv[0], host.name)] = proc
+
+    def watcher(self, role: str, host: LabHost) -> AgentProcess | None:
+        """The lab-long agent process of ``role`` on ``host`` (None when the profile runs none)."""
+        return self._watcher_procs.get((role, host.name))
+
+    def check_watchers(self) -> None:
+        """LabSetupError naming any lab-wide emulation whose watcher has stopped: the lab no longer
+        behaves like its profile, so nothing measured since may be reported as reproduced."""
+        dead = [(role, name, proc) for (role, name), proc in self._watcher_procs.items() if not proc.running]
+        if dead:
+            role, name, proc = dead[0]
+            raise LabSetupError(f"profile {self.profile.path}: the lab-wide emulation {role} on {name} "
+                                f"stopped: {proc.stderr_tail()}")
 
     def set_many(self, values_by_host: dict[str, dict[str, str]]) -> None:
         """Set sysctls on several hosts at once; each host's previous values go on the undo stack."""

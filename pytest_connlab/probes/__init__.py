@@ -74,6 +74,7 @@ def _watched(lab: Lab, run: Callable[[], R]) -> R:
     hosts = [lab.server, *lab.clients]
     before = pressure.read(hosts)
     result = run()
+    lab.check_watchers()
     why = pressure.disturbance(before, pressure.read(hosts))
     if why and hasattr(result, "disturbed"):
         result.disturbed = why

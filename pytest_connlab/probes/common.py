@@ -44,12 +44,13 @@ def start_agent_server(lab: Lab, mode: str, backlog: int = 4096, port: int = 0,
     return Target(lab.server, lab.server.address, int(ready["port"]), proc, ready)
 
 
-def own_or_agent_server(lab: Lab, target: Target | None, mode: str) -> tuple[Target, str]:
+def own_or_agent_server(lab: Lab, target: Target | None, mode: str, backlog: int = 4096
+                        ) -> tuple[Target, str]:
     """The user's own server when given (a program started with ``lab.server.start``), else the
     agent's server in ``mode``; and how to say which in the evidence."""
     if target is not None:
         return target, f"your program on {target.endpoint}"
-    return start_agent_server(lab, mode), f"the agent's {mode} server"
+    return start_agent_server(lab, mode, backlog=backlog), f"the agent's {mode} server"
 
 
 def stop_own(server: Target, target: Target | None) -> dict[str, Any]:

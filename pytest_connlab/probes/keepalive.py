@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 
 from ..profiles.emulation import nft_chain
 from ..report.observation import NO_ERROR, Observation
-from .common import expectation, nft_counter, observation, start_agent_server
+from .common import expectation, nft_counter, observation, own_or_agent_server, stop_own
 
 if TYPE_CHECKING:
     from ..lab.lab import Lab
+    from ..lab.target import Target
 
 LIMIT = "keepalive"
 KEYS = ("net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes")
@@ -26,8 +27,9 @@ SCALED_TIME_S = 1
 SCALED_INTERVAL_S = 1
 
 
-def keepalive(lab: Lab, slack_s: float = 1.5) -> Observation:
-    """Let the server vanish under two idle connections; count the keepalive probes."""
+def keepalive(lab: Lab, target: Target | None = None, slack_s: float = 1.5) -> Observation:
+    """Let the server vanish under two idle connections; count the keepalive probes. ``target``:
+    your own server (it must keep an idle connection open without writing to it)."""
     client = lab.clients[0]
     idle, interval, probes = client.int_sysctls(KEYS).values()
     scale = {"tcp_keepalive_time": f"{idle} s -> {SCALED_TIME_S} s (x 1/{idle // SCALED_TIME_S})",
@@ -38,7 +40,7 @@ def keepalive(lab: Lab, slack_s: float = 1.5) -> Observation:
             override=True)
     exp = expectation(lab, LIMIT, (probes, f"tcp_keepalive_probes {probes}"), lab_endings=("ETIMEDOUT",))
     expected_s = SCALED_TIME_S + SCALED_INTERVAL_S * probes
-    server = start_agent_server(lab, "hold")
+    server, which = own_or_agent_server(lab, target, "hold")
     start = time.monotonic()
     ka = client.agent("keepalive", "--target", server.endpoint, "--source", client.address,
                       "--deadline", str(expected_s + slack_s))
@@ -55,9 +57,9 @@ def keepalive(lab: Lab, slack_s: float = 1.5) -> Observation:
     seen = nft_counter(lab, lab.server, "keepalive_probes") or 0  # before the client's FINs at stop
     resets, other = nft_counter(lab, lab.server, "resets"), nft_counter(lab, lab.server, "other")
     ka.stop()
-    server.stop()
+    stop_own(server, target)
     with_ka, without = ended["keepalive"], ended["no_keepalive"]
-    evidence = {"resets_after_the_last_probe": resets, "other_packets": other,
+    evidence = {"server": which, "resets_after_the_last_probe": resets, "other_packets": other,
                 "timers_on_socket": connected["timers"], "scale": scale,
                 "detected_after_s": with_ka["after_s"], "expected_after_s": expected_s,
                 "without_keepalive": without["error"] or f"still open after {expected_s + slack_s:.0f} s",

@@ -23,7 +23,9 @@ NFT_TABLE = "{nft_table}"  # in an agent role's arguments: the lab's own nft tab
 # connection; file-sharing sessions linger up to the Server service's autodisconnect, 15 min by
 # default, which the lab does not wait for): the slot is freed this long after the last one closed.
 INBOUND_IDLE_S = 1.0
-HALF_OPEN_OUTBOUND = "nft.half_open_outbound"  # applied by the probe: N half-open connects on the client
+HALF_OPEN_OUTBOUND = "nfqueue.half_open_outbound"  # every host: N connects in SYN_SENT at once, the rest wait
+HALF_OPEN_CLOSED_READ_S = 0.05  # the half-open-outbound role finds closed connects this often while a SYN waits
+WINDOWS_CONNECT_GIVE_UP_S = 21.0  # 3 + 6 + 12 s: TcpMaxConnectRetransmissions 2, initial RTO 3 s [KB314053]
 HTTP_503_PAST = "agent.http_503_past"  # the agent's HTTP server answers 503 past N connections (HTTP.SYS)
 HTTP_403_9_PAST = "agent.http_403_9_past"  # ... 403.9 past N connections (IIS 5.1)
 HTTP_POOL_PER_SERVER = "agent.http_pool_per_server"  # the agent's HTTP client: N connections per server
@@ -82,7 +84,7 @@ class Rule:
     reason: str
     knobs: Callable[[int, Mapping[str, int]], Knobs]  # (value, every setting of the profile)
     linux: str  # the knob(s) in words, for `connlab show`
-    applied_by: str = "lab"  # "probe": only the probe of the limit applies it (it would distort others)
+    applied_by: str = "lab"  # "agent": played by the agent's server or client in the probe of its limit
 
 
 Settings = Mapping[str, int]
@@ -190,11 +192,23 @@ def _connection_cap(value: int, _: Settings) -> Knobs:
     return k
 
 
-def _rate_limiting(value: int, _: Settings) -> Knobs:
+def _half_open_outbound(value: int) -> Knobs:
+    """Every outbound SYN of the lab's server and clients passes a watcher (NFQUEUE) that lets
+    ``value`` connects be in SYN_SENT at once and holds the rest in order."""
     k = Knobs()
-    if value:
-        k.emulated[HALF_OPEN_OUTBOUND] = HALF_OPEN_CAP_OF_RATE_LIMITING
+    k.emulated[HALF_OPEN_OUTBOUND] = value
+    for role in ("server", "client"):
+        k.agents.setdefault(role, []).append(
+            ("half-open-outbound", "--cap", str(value), "--give-up", str(WINDOWS_CONNECT_GIVE_UP_S)))
     return k
+
+
+def _half_open_cap(value: int, _: Settings) -> Knobs:
+    return _half_open_outbound(value)
+
+
+def _rate_limiting(value: int, _: Settings) -> Knobs:
+    return _half_open_outbound(HALF_OPEN_CAP_OF_RATE_LIMITING) if value else Knobs()
 
 
 def _router_table(value: int, _: Settings) -> Knobs:
@@ -206,24 +220,6 @@ def _router_table(value: int, _: Settings) -> Knobs:
         nft_chain("connection_table", "forward", [f"ct state new ct count over {value} counter name table_full drop"]),
     ]))
     return k
-
-
-def half_open_outbound_rules(cap: int, timeout_ms: int) -> list[str]:
-    """nft for HALF_OPEN_OUTBOUND: at most ``cap`` outbound connections between SYN and SYN-ACK/RST;
-    a SYN that finds the set full is dropped (counted in held_back) and retried by the kernel."""
-    syn = "tcp flags & (syn | ack) == syn"
-    key = "ip daddr . tcp dport . tcp sport"
-    back = "ip saddr . tcp sport . tcp dport"
-    return [
-        f"set half_open {{ type ipv4_addr . inet_service . inet_service; size {cap}; "
-        f"flags dynamic,timeout; timeout {timeout_ms}ms; gc-interval 100ms; }}",
-        "counter held_back {}",
-        nft_chain("half_open_out", "output", [f"{syn} {key} @half_open accept",
-                                              f"{syn} add @half_open {{ {key} }} accept",
-                                              f"{syn} counter name held_back drop"]),
-        nft_chain("half_open_in", "input", [f"tcp flags & (syn | ack) == syn | ack delete @half_open {{ {back} }}",
-                                            f"tcp flags rst delete @half_open {{ {back} }}"]),
-    ]
 
 
 def _ms_to_s(value: int) -> int:
@@ -285,17 +281,20 @@ RULES: dict[str, Rule] = {r.setting: r for r in (
          _sysctl("server", "net.ipv4.tcp_max_syn_backlog"), "net.ipv4.tcp_max_syn_backlog = <value>"),
     Rule("Product.HalfOpenOutboundCap", 1, 1000, ("outbound_half_open",), "approximate",
          "tcpip.sys of XP SP2 lets <value> outbound connects be incomplete at once and queues the "
-         "rest (event 4226). The lab keeps an nft set of <value> half-open connections on the "
-         "client: a SYN that finds the set full is dropped and retried by the kernel (about 1 s), "
-         "so the rest are delayed, not failed. Slots free at set GC (gc-interval 100ms). "
-         "Applied by the probe only: it throttles every connect of the host.",
-         _by_probe(HALF_OPEN_OUTBOUND), "nft dynamic set of half-open connections, size <value>",
-         applied_by="probe"),
+         "rest (event 4226), for every program of the host. Lab-wide, on the server and every "
+         "client: each outbound SYN and each inbound SYN-ACK and RST (not on lo) goes through an "
+         "NFQUEUE (iptables: this kernel has no nft queue) to a watcher that lets <value> connects "
+         "be unanswered at once and holds the rest in order. A slot frees when the answer arrives "
+         "(the next SYN leaves at once), when the connect's socket is closed (seen through sock_diag "
+         "within 50 ms), or 21 s after its SYN left (Windows' give-up time). Each SYN and answer "
+         "costs a trip through the watcher (tens of microseconds), and a connect that waits past "
+         "the kernel's tcp_syn_retries fails, where XP's queued connect would still wait.",
+         _half_open_cap, "an NFQUEUE watcher: <value> connects in SYN_SENT at once, the rest wait "
+         "(server and clients)"),
     Rule("Tcpip.EnableConnectionRateLimiting", 0, 1, ("outbound_half_open",), "approximate",
          "Vista SP2 / 2008 SP2: 1 turns the half-open outbound cap of 10 back on; 0 (default) "
          "leaves it off. Emulated like Product.HalfOpenOutboundCap.",
-         _rate_limiting, "nft dynamic set of half-open connections, size 10, when 1",
-         applied_by="probe"),
+         _rate_limiting, "an NFQUEUE watcher: 10 connects in SYN_SENT at once, when 1"),
     Rule("Tcpip.TcpNumConnections", 1, 0xFFFFFE, ("connection_cap",), "approximate",
          "Windows' cap on TCP control blocks (default 0xFFFFFE, no practical cap). The lab counts "
          "live inbound connections with nft 'ct count over <value>' and resets the next; a closed "
@@ -306,18 +305,18 @@ RULES: dict[str, Rule] = {r.setting: r for r in (
          "with HTTP 403.9. The agent's HTTP server plays IIS: the connection past the cap gets "
          "403.9 and is closed.",
          _by_probe(HTTP_403_9_PAST), "the agent's HTTP server: 403.9 past <value> live connections",
-         applied_by="probe"),
+         applied_by="agent"),
     Rule("HTTP.MaxConnections", 1024, 2_031_616, ("http_connection_cap",), "approximate",
          "HTTP.SYS refuses connections past MaxConnections (503, Connections_refused in "
          "httperr.log). The agent's HTTP server plays HTTP.SYS with a 503.",
          _by_probe(HTTP_503_PAST), "the agent's HTTP server: 503 past <value> live connections",
-         applied_by="probe"),
+         applied_by="agent"),
     Rule("WinInet.MaxConnectionsPerServer", 1, 128, ("per_server_cap",), "approximate",
          "WinInet opens at most this many connections to one HTTP/1.1 server (2 by default) and "
          "queues further requests without an error. The agent's HTTP client pools the same way; "
          "WinInet itself is not involved.",
          _by_probe(HTTP_POOL_PER_SERVER), "the agent's HTTP client: a pool of <value>",
-         applied_by="probe"),
+         applied_by="agent"),
     Rule("Tcpip.KeepAliveTime", 1000, 0xFFFFFFFE, ("keepalive",), "exact",
          "Milliseconds of idle before the first keepalive probe; Linux counts whole seconds.",
          _sysctl("all", "net.ipv4.tcp_keepalive_time", _ms_to_s), "net.ipv4.tcp_keepalive_time = <value>/1000"),

@@ -23,7 +23,7 @@ from .aptsources import mirror_for
 IMAGE_REPOSITORY = "connlab-lab"
 DEFAULT_IMAGE = f"{IMAGE_REPOSITORY}:latest"
 RECIPE_VERSION = "1"
-PACKAGES = ("python3", "iproute2", "nftables", "procps", "openssh-server", "sudo")
+PACKAGES = ("python3", "iproute2", "nftables", "iptables", "procps", "openssh-server", "sudo")
 DEFAULT_SUITE = "bookworm"
 
 
