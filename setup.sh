@@ -9,13 +9,18 @@
 #                           answers, see scripts/dockerd-up.sh), debootstrap (then `connlab
 #                           image build` makes the lab image, cached by content hash),
 #                           openssh-server and vagrant
+#   ./setup.sh --report     also what `connlab report` and its test need: Allure 3 from npm,
+#                           pinned by report/package-lock.json, into report/node_modules
+#                           (npm ci; called by path, never npx), and Debian's chromium
 set -euo pipefail
 cd "$(dirname "$0")"
 providers=0
+report=0
 for arg in "$@"; do
   case "$arg" in
     --providers) providers=1 ;;
-    *) echo "setup.sh: unknown option $arg (known: --providers)" >&2; exit 2 ;;
+    --report) report=1 ;;
+    *) echo "setup.sh: unknown option $arg (known: --providers, --report)" >&2; exit 2 ;;
   esac
 done
 if command -v apt-get >/dev/null; then
@@ -37,12 +42,19 @@ if command -v apt-get >/dev/null; then
     [ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
     command -v vagrant >/dev/null || missing="$missing vagrant"
   fi
+  if [ "$report" = 1 ]; then
+    command -v chromium >/dev/null || missing="$missing chromium"
+    command -v npm >/dev/null || missing="$missing npm"
+  fi
   if [ -n "$missing" ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
   fi
 fi
 python3 -m pip install -q -e '.[test]'
+if [ "$report" = 1 ]; then
+  (cd report && npm ci --no-audit --no-fund --loglevel=error)
+fi
 if [ "$providers" = 1 ]; then
   ./scripts/dockerd-up.sh
   connlab image build

@@ -5,14 +5,17 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-from .errors import InventoryError, ProfileError, ReaperError
+from . import sheet
+from .errors import ConnlabError, InventoryError, ProfileError, ReaperError
 from .lab import reaper
 from .lab.providers import every_provider
 from .lab.providers.inventory import InventoryHost, load_inventory
 from .profiles.emulation import rule_for
 from .profiles.limits import LIMITS
 from .profiles.profile import Profile, builtin_dir, discover
+from .report import allure3
 
 
 def _profiles(dirs: list[str]) -> dict[str, Profile]:
@@ -169,7 +172,15 @@ def cmd_windows_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    """Remove a lab that --lab-keep left standing; anything else is refused and nothing changes."""
+    """Take down a lab that `connlab up` holds, or remove one that --lab-keep left standing;
+    anything else is refused and nothing changes."""
+    try:
+        if sheet.down_up_lab(args.lab):
+            print(f"took down lab {args.lab} (held by connlab up)")
+            return 0
+    except ConnlabError as exc:
+        print(f"connlab down: {exc}", file=sys.stderr)
+        return 2
     try:
         names = reaper.remove_kept_lab(args.lab, every_provider())
     except ReaperError as exc:
@@ -178,6 +189,57 @@ def cmd_down(args: argparse.Namespace) -> int:
     print(f"removed {len(names)} namespaces of {args.lab}: {' '.join(names)}" if names else
           f"removed lab {args.lab} (nothing of it was left standing)")
     return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """An offline single-file HTML report of Allure results."""
+    try:
+        index = allure3.generate([Path(r) for r in args.results], Path(args.output),
+                                 Path(args.previous) if args.previous else None, args.name)
+    except ConnlabError as exc:
+        print(f"connlab report: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {index}")
+    return 0
+
+
+def _lab_commands(sub: Any) -> None:
+    """probe, sheet, up and report."""
+    def lab_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--provider", default="netns", choices=["netns", "docker"],
+                       help="how lab hosts are made (default: netns)")
+    probe = sub.add_parser("probe", help="run one limit's probe on a new lab; the same table and JSON row "
+                           "as pytest")
+    probe.add_argument("limit")
+    probe.add_argument("--lab", required=True, metavar="NAME", help="the profile")
+    probe.add_argument("--target", metavar="CMD", help="your own server program, started in the lab's server")
+    probe.add_argument("--port", type=int, metavar="P", help="the TCP port it listens on")
+    probe.add_argument("--json", action="store_true", help="print the JSON row instead of the table")
+    probe.add_argument("--plots", metavar="DIR", help="write the evidence's PNG plots to DIR (needs matplotlib)")
+    lab_options(probe)
+    probe.set_defaults(func=sheet.cmd_probe)
+    limit_sheet = sub.add_parser("sheet", help="every probe that can take a target, against your program: "
+                                 "the limit sheet of that server under that profile")
+    limit_sheet.add_argument("--lab", required=True, metavar="NAME")
+    limit_sheet.add_argument("--target", required=True, metavar="CMD")
+    limit_sheet.add_argument("--port", required=True, type=int, metavar="P")
+    limit_sheet.add_argument("--json", action="store_true")
+    limit_sheet.add_argument("--plots", metavar="DIR")
+    lab_options(limit_sheet)
+    limit_sheet.set_defaults(func=sheet.cmd_sheet)
+    up = sub.add_parser("up", help="keep a lab of a profile standing to explore, until Ctrl-C or connlab down")
+    up.add_argument("name", help="the profile")
+    up.add_argument("--clients", type=int, default=1)
+    up.add_argument("--ips-per-client", type=int, default=1)
+    up.add_argument("--router", action="store_true")
+    lab_options(up)
+    up.set_defaults(func=sheet.cmd_up)
+    report = sub.add_parser("report", help="an offline single-file HTML report (Allure 3) of --alluredir results")
+    report.add_argument("results", nargs="+", metavar="RESULTS", help="folders of Allure results")
+    report.add_argument("-o", "--output", required=True, metavar="DIR")
+    report.add_argument("--previous", metavar="DIR", help="the previous report: carry its history and trend")
+    report.add_argument("--name", default="connlab", help="the report's title")
+    report.set_defaults(func=cmd_report)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,9 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     winrestore = windows_sub.add_parser("restore", help="put back what `connlab windows apply` changed")
     winrestore.add_argument("--inventory", required=True)
     winrestore.set_defaults(func=cmd_windows_restore)
-    down = sub.add_parser("down", help="remove a lab kept by --lab-keep")
+    down = sub.add_parser("down", help="take down a lab held by `connlab up` or kept by --lab-keep")
     down.add_argument("lab")
     down.set_defaults(func=cmd_down)
+    _lab_commands(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

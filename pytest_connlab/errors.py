@@ -35,6 +35,10 @@ class JsonPathError(ConnlabError):
     """--lab-json names a path that cannot be written; the message says why."""
 
 
+class BaselineError(ConnlabError):
+    """A baseline file (--lab-compare) or tolerance (--lab-compare-fail) that cannot be used."""
+
+
 # the lab: addresses, providers, hosts, the run folder
 class AddressSpaceExhausted(ConnlabError):
     """No free subnet of the requested size is left in this worker's slice."""

@@ -21,28 +21,27 @@ from .lab.reaper import RunLock, sweep
 from .lab.topology import TopologyRequest
 from .probes import ProbedLab
 from .profiles.profile import builtin_dir, discover
-
-
-def print_progress(text: str) -> None:
-    print(f"connlab: {text}", file=sys.stderr, flush=True)
+from .report.progress import StderrProgress
 
 
 @contextmanager
 def standalone_lab(profile: str, clients: int = 1, ips_per_client: int = 1, router: bool = False,
                    labs_dir: Path | None = None, provider: str = "netns",
-                   options: ProviderOptions | None = None) -> Iterator[ProbedLab]:
+                   options: ProviderOptions | None = None, extra_dirs: list[Path] | None = None,
+                   ) -> Iterator[ProbedLab]:
     """Build one lab of ``profile`` from ``labs_dir`` (or the shipped profiles: ``labs/`` in a
-    checkout, ``pytest_connlab/labs`` in a wheel); tear it down when the block ends."""
+    checkout, ``pytest_connlab/labs`` in a wheel) and ``extra_dirs`` (your own, which shadow
+    shipped ones); tear it down when the block ends."""
     labs_dir = labs_dir or builtin_dir()
-    profiles = discover([labs_dir])
+    profiles = discover([*(extra_dirs or []), labs_dir])
     if profile not in profiles:
-        raise SystemExit(f"connlab: unknown lab {profile!r} in {labs_dir}; known: {', '.join(sorted(profiles))}")
+        raise SystemExit(f"connlab: unknown lab {profile!r}; known: {', '.join(sorted(profiles))}")
     sweep(every_provider())
     lock = RunLock(new_run_id()).acquire()
     factory = LabFactory(get_provider(provider, options or ProviderOptions()), lock.run_id, "main", worker_slice(0, 1))
     try:
         lab = factory.build(profiles[profile], TopologyRequest(clients, ips_per_client, router))
-        lab.progress = print_progress
+        lab.progress = StderrProgress()
         yield lab
     finally:
         problems = factory.close()

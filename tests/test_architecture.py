@@ -1,6 +1,6 @@
 """The folder layout is the data flow: imports run one way, the agent stands apart.
 
-plugin -> (cli, scripted) -> factory -> probes -> lab (providers inside) -> report -> profiles -> errors
+plugin -> cli -> sheet -> scripted -> factory -> probes -> lab (providers inside) -> report -> profiles -> errors
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pytest_connlab"
-LAYERS = ["errors", "profiles", "report", "lab", "probes", "factory", "scripted", "cli", "plugin"]
+LAYERS = ["errors", "profiles", "report", "lab", "probes", "factory", "scripted", "sheet", "cli", "plugin"]
 
 
 def _modules() -> dict[str, Path]:

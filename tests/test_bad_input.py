@@ -135,6 +135,21 @@ def _option_cases(tmp: Path) -> list[tuple[list[str], str, str, str]]:
     for value in ["", str(tmp / "no" / "x.json"), str(tmp), str(tmp / "link.json"), "/proc/x.json",
                   "/proc/self/x.json", "/sys/x.json", "."]:
         out.append(([f"--lab-json={value}"], "", PLAIN_TEST, "--lab-json"))
+    (tmp / "notjson.json").write_text("{results: nope")
+    (tmp / "nolist.json").write_text('{"results": 3}')
+    (tmp / "badrow.json").write_text('{"results": [{"test": "t", "limit": "x", "observed": "many"}]}')
+    (tmp / "otherformat.json").write_text('{"format": "other/9", "results": []}')
+    (tmp / "ok.json").write_text('{"results": []}')
+    for value in ["", str(tmp / "missing.json"), str(tmp / "notjson.json"), str(tmp / "nolist.json"),
+                  str(tmp / "badrow.json"), str(tmp / "otherformat.json"), str(tmp / "fifo"), "/dev/zero",
+                  str(tmp / "fifo" / "inv.yaml")]:
+        out.append(([f"--lab-compare={value}"], "", PLAIN_TEST, "--lab-compare"))
+    for value in ["", "x", "-1", "5%%", "nan", "inf", "warp:0", "ephemeral_ports:", ","]:
+        out.append(([f"--lab-compare={tmp / 'ok.json'}", f"--lab-compare-fail={value}"], "", PLAIN_TEST,
+                    "--lab-compare-fail"))
+    out.append((["--lab-compare-fail=0"], "", PLAIN_TEST, "--lab-compare-fail"))
+    for value in ["", str(tmp / "no" / "b.json"), str(tmp), str(tmp / "link.json"), "/proc/b.json"]:
+        out.append(([f"--lab-baseline-save={value}"], "", PLAIN_TEST, "--lab-baseline-save"))
     for inv in ["", str(tmp / "missing.yaml"), str(tmp / "fifo" / "inv.yaml"), str(tmp / "dupinv.yaml"),
                 str(tmp / "badns.yaml"), str(tmp / "notyaml.yaml"), "/dev/zero", str(tmp)]:
         expect = "--lab-inventory" if not inv else "inventory"

@@ -18,7 +18,7 @@ from pytest_connlab.profiles.profile import discover
 
 REPO = Path(__file__).resolve().parent.parent
 PROBES = REPO / "pytest_connlab" / "probes"
-HELPERS = {"__init__", "common", "hold", "holdplan"}  # probe modules that are not one limit's
+HELPERS = {"__init__", "common", "hold", "holdplan", "sampling"}  # probe modules that are not one limit's
 LABS_TESTS = {path: path.read_text() for path in sorted((REPO / "labs").glob("test_*.py"))}
 
 
@@ -30,6 +30,14 @@ def test_each_limit_has_a_probe_module_with_one_function_of_its_name(limit):
     assert callable(func), f"{limit}: pytest_connlab/probes/{limit}.py has no function {limit}(lab, ...)"
     assert next(iter(inspect.signature(func).parameters)) == "lab", f"{limit}: its first parameter is the lab"
     assert func.__doc__, f"{limit}: give {limit}() a docstring (help(lab.probe.{limit}) shows it)"
+
+
+@pytest.mark.parametrize("limit", sorted(CATALOG))
+def test_the_catalog_says_which_probes_take_your_program(limit):
+    func = getattr(importlib.import_module(f"pytest_connlab.probes.{limit}"), limit)
+    takes = "target" in inspect.signature(func).parameters
+    assert CATALOG[limit].takes_target == takes, (f"{limit}: set takes_target={takes} in its catalog entry "
+                                                  "(pytest_connlab/profiles/limits.py)")
 
 
 @pytest.mark.parametrize("limit", sorted(CATALOG))

@@ -28,6 +28,8 @@ def _make_orphans(lab) -> int:
     lab.pin("server", {"net.core.somaxconn": "65535"}, "room for the never-accepted connections", override=True)
     servers = [start_agent_server(lab, "never", backlog=30_000) for _ in range(LISTENERS)]
     client = lab.clients[0]
+    lab.pin("client", {"net.ipv4.ip_local_port_range": "32768 60999"},
+            "28,232 ports per source whatever the profile says", override=True)
     lab.set_sysctls(client, {"net.ipv4.tcp_orphan_retries": "3"})
     route = client.run(["ip", "-4", "route", "show", "dev", "eth0"]).stdout.decode().split()[0]
     client.run(["ip", "route", "replace", route, "dev", "eth0", "rto_min", "2s"])

@@ -127,6 +127,7 @@ def pressure() -> dict[str, object]:
     except (FileNotFoundError, ValueError):
         pass
     return {"orphans": tcp.get("orphan"), "tcp_mem_pages": tcp.get("mem"),
+            "time_wait": tcp.get("tw"), "in_use": tcp.get("inuse"),  # these two: this namespace's own
             "max_orphans": max_orphans[0] if max_orphans else None,
             "tcp_mem": _int_fields("/proc/sys/net/ipv4/tcp_mem"),
             "mem_available": memory.get("MemAvailable"), "mem_total": memory.get("MemTotal")}

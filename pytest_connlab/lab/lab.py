@@ -7,16 +7,14 @@ from collections.abc import Callable
 from ..errors import AgentError, LabSetupError, ProviderUnavailable
 from ..profiles.emulation import NFT_TABLE, Knobs
 from ..profiles.profile import Profile
+from .narration import Narrator
 from ..report.observation import Observation
+from ..report.progress import Progress
 from .labhost import LabHost
 from .providers.agentproc import AgentProcess
 from .providers.base import Host, Provider
 from .providers.program import Stoppable
 from .topology import Topology
-
-
-def _quiet(text: str) -> None:
-    """Progress goes nowhere unless the plugin (or a script) says where."""
 
 
 class Lab:
@@ -43,7 +41,8 @@ class Lab:
         self.observations: list[Observation] = []
         self.conditions: dict[str, str] = {}
         self._undo: list[tuple[str, Callable[[], None]]] = []
-        self.progress: Callable[[str], None] = _quiet  # long probes report here (the plugin: terminal)
+        self.progress = Progress()  # long probes report here (silent unless the plugin or a script says where)
+        self.narrator = Narrator()  # the test's story: steps and attachments (Allure, when it is active)
 
     @property
     def nft_table(self) -> str:

@@ -16,9 +16,9 @@ from ..lab.names import new_run_id
 from ..lab.providers import ProviderOptions, every_provider, get_provider
 from ..lab.providers.inventory import load_inventory
 from ..profiles.profile import discover
-from ..report import jsonfile, table
+from ..report import baseline, jsonfile, table
 from ..report.observation import Observation
-from . import options
+from . import comparisons, options
 from .fixtures import lab, lab_factory, lab_profile  # noqa: F401  (fixtures are registered here)
 from .markers import MARKERS, parse
 from .signals import InterruptRedelivery, TerminateAsInterrupt
@@ -44,9 +44,13 @@ def _make_state(config: pytest.Config) -> ConnlabState:
         slice_ = IPv4Network(workerinput["connlab_slice"])
     else:
         run_id, worker, slice_ = new_run_id(), "main", worker_slice(0, 1)
+    save = options.baseline_save_path(config)
+    rows, tolerance = options.comparison(config)
     return ConnlabState(run_id=run_id, worker=worker, slice=slice_, profiles=profiles, selected=selected,
                         provider_name=provider, provider_options=provider_options,
-                        keep=config.getoption("connlab_keep"), json_path=str(json_path) if json_path else None)
+                        keep=config.getoption("connlab_keep"), json_path=str(json_path) if json_path else None,
+                        baseline_save=str(save) if save else None, baseline=rows, tolerance=tolerance,
+                        plots_dir=str(plots) if (plots := options.plots_dir(config)) else None)
 
 
 def _provider_options(config: pytest.Config, provider: str) -> ProviderOptions:
@@ -106,6 +110,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ResultCollector(state), "connlab-results")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(state), "connlab-xdist")
+    alluredir = options.allure_dir(config)
+    if alluredir is not None:  # only then is anything of Allure imported
+        from .allure_narrator import AllureHooks, AllureNarrator
+        state.narrator = AllureNarrator()
+        config.pluginmanager.register(AllureHooks(state, alluredir), "connlab-allure")
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, TerminateAsInterrupt())  # teardown runs as on Ctrl-C
 
@@ -154,9 +163,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     if report.when == "call":
         item.stash[CALL_REPORT_KEY] = report
         observations: list[Observation] = item.stash.get(OBSERVATIONS_KEY, [])
-        for obs in observations:
-            report.user_properties.append((USER_PROPERTY, obs.to_json()))
+        state = item.config.stash[STATE_KEY]
+        rows = [_row(state, obs, report.nodeid) for obs in observations]
+        if state.baseline is not None:
+            comparisons.apply(report, rows, state.baseline, state.tolerance)
+        for row in rows:
+            report.user_properties.append((USER_PROPERTY, row))
     return report
+
+
+def write_plots(folder: Path, results: list[dict[str, Any]]) -> None:
+    """Each observation's plots as DIR/<test>.<limit>.<n>.<plot>.png (written atomically)."""
+    from ..report import plots
+    for key, row in baseline.keyed(results).items():
+        n = int(key.rsplit("|", 1)[1])
+        for name, png in plots.figures(row):
+            jsonfile.write_bytes(folder / f"{plots.file_stem(str(row['test']), str(row['limit']), n)}.{name}.png", png)
+
+
+def _row(state: ConnlabState, obs: Observation, nodeid: str) -> dict[str, Any]:
+    """An observation as the run's results hold it: with its test and what it was measured on."""
+    row = {**obs.to_json(), "test": nodeid}
+    profile = state.profiles.get(obs.profile)
+    if profile is not None:
+        row["context"] = baseline.context(profile)
+    return row
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -189,9 +220,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STATE_KEY, None)
-    if state is None or hasattr(session.config, "workerinput") or not state.json_path:
+    if state is None or hasattr(session.config, "workerinput"):
         return
-    try:
-        jsonfile.write(Path(state.json_path), state.run_id, state.results)
-    except (OSError, JsonPathError) as exc:
-        state.output_problems.append(f"--lab-json {state.json_path}: not written: {exc}")
+    if state.plots_dir:
+        try:
+            write_plots(Path(state.plots_dir), state.results)
+        except OSError as exc:
+            state.output_problems.append(f"--lab-plots {state.plots_dir}: not all written: {exc}")
+    for flag, path, write in (("--lab-json", state.json_path, jsonfile.write),
+                              ("--lab-baseline-save", state.baseline_save, baseline.save)):
+        if not path:
+            continue
+        try:
+            write(Path(path), state.run_id, state.results)
+        except (OSError, JsonPathError) as exc:
+            state.output_problems.append(f"{flag} {path}: not written: {exc}")

@@ -1,7 +1,7 @@
 """Fixtures: ``lab_profile`` (parametrized by --lab), ``lab_factory`` (session), ``lab`` (one test)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -9,6 +9,7 @@ from ..errors import LabSetupError, ProviderUnavailable
 from ..factory import LabFactory
 from ..probes import ProbedLab
 from ..profiles.profile import Profile
+from ..report.progress import TerminalProgress
 from .markers import request_of
 from .state import CALL_REPORT_KEY, OBSERVATIONS_KEY, STATE_KEY
 
@@ -47,20 +48,10 @@ def lab_factory(request: pytest.FixtureRequest) -> Iterator[LabFactory]:
     state.problems += factory.close()
 
 
-def terminal_progress(config: pytest.Config) -> Callable[[str], None]:
-    """Write a probe's progress line to the terminal, past output capturing (no-op without one)."""
-    reporter = config.pluginmanager.getplugin("terminalreporter")
-    capture = config.pluginmanager.getplugin("capturemanager")
-
-    def write(text: str) -> None:
-        if reporter is None:
-            return
-        if capture is not None:
-            with capture.global_and_fixture_disabled():
-                reporter.write_line(f"connlab: {text}")
-        else:
-            reporter.write_line(f"connlab: {text}")
-    return write
+def terminal_progress(config: pytest.Config) -> TerminalProgress:
+    """A probe's live progress line on the terminal (nothing when output is not a terminal)."""
+    return TerminalProgress(config.pluginmanager.getplugin("terminalreporter"),
+                            config.pluginmanager.getplugin("capturemanager"))
 
 
 def _failed(item: pytest.Item) -> bool:
@@ -100,6 +91,8 @@ def lab(request: pytest.FixtureRequest, lab_factory: LabFactory, lab_profile: Pr
         pytest.fail(f"connlab: {setup_error}", pytrace=False)
     request.node.stash[OBSERVATIONS_KEY] = built.observations
     built.progress = terminal_progress(request.config)
+    built.narrator = state.narrator
+    built.narrator.lab_up(built)
     yield built
     if state.keep and _failed(request.node):
         access = lab_factory.keep(built)

@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
-from ..errors import JsonPathError
+from ..errors import BaselineError, JsonPathError
 from ..lab.providers import PROVIDERS
 from ..lab.providers.image import DEFAULT_IMAGE
+from ..report import baseline
+from ..report.baseline import Tolerance
 from ..report.jsonfile import check_target
 
 DEFAULT_LAB = "linux-default"
@@ -41,6 +43,18 @@ def add_options(parser: pytest.Parser) -> None:
                     help="keep the lab of a failed test for inspection; print how to enter and remove it")
     group.addoption("--lab-json", dest="connlab_json", metavar="PATH", default=None,
                     help="write every observation of the run to PATH as JSON (its folder must exist)")
+    group.addoption("--lab-plots", dest="connlab_plots", metavar="DIR", default=None,
+                    help="write PNG plots of the evidence (held connections, churn, push latency, errors) to "
+                         "DIR, named by test (needs matplotlib: the [report] extra; DIR must exist)")
+    group.addoption("--lab-baseline-save", dest="connlab_baseline_save", metavar="FILE", default=None,
+                    help="store every observation of the run, with kernel, provider and profile, as a "
+                         "baseline for --lab-compare (its folder must exist)")
+    group.addoption("--lab-compare", dest="connlab_compare", metavar="FILE", default=None,
+                    help="compare each observation with a baseline (or --lab-json) file: baseline and "
+                         "delta in the summary, changed profile, kernel or provider shown")
+    group.addoption("--lab-compare-fail", dest="connlab_compare_fail", metavar="TOL", action="append",
+                    default=None, help="with --lab-compare: fail a test whose observed limit moved beyond "
+                                       "TOL: 0, 5%%, or per limit ephemeral_ports:0 (comma-separated or repeated)")
     parser.addini("connlab_labs", type="paths", default=[],
                   help="folders with your own lab profiles (*.yaml); they shadow shipped ones of the same name")
     parser.addini("connlab_provider", default="netns", help="default --lab-provider")
@@ -139,3 +153,59 @@ def json_path(config: pytest.Config) -> Path | None:
         return check_target(Path(text))
     except JsonPathError as exc:
         raise pytest.UsageError(f"--lab-json: {exc}") from None
+
+
+def baseline_save_path(config: pytest.Config) -> Path | None:
+    """--lab-baseline-save as an absolute path that can be written at the end of the run, or None."""
+    text = _given(config, "connlab_baseline_save", "--lab-baseline-save")
+    if text is None:
+        return None
+    try:
+        return check_target(Path(text))
+    except JsonPathError as exc:
+        raise pytest.UsageError(f"--lab-baseline-save: {exc}") from None
+
+
+def comparison(config: pytest.Config) -> tuple[dict[str, dict[str, Any]] | None, Tolerance | None]:
+    """The baseline's rows (--lab-compare) and the tolerance (--lab-compare-fail); UsageError when
+    either cannot be used, naming the option and the file."""
+    text = _given(config, "connlab_compare", "--lab-compare")
+    tolerances: list[str] | None = config.getoption("connlab_compare_fail")
+    if text is None:
+        if tolerances:
+            raise pytest.UsageError("--lab-compare-fail needs --lab-compare FILE (the baseline to compare with)")
+        return None, None
+    try:
+        tolerance = baseline.parse_tolerance(tolerances) if tolerances else None
+    except BaselineError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    try:
+        return baseline.load(Path(text)), tolerance
+    except BaselineError as exc:
+        raise pytest.UsageError(f"--lab-compare: {exc}") from None
+
+
+def plots_dir(config: pytest.Config) -> Path | None:
+    """--lab-plots as an existing, writable folder (never a link), or None; UsageError otherwise."""
+    text = _given(config, "connlab_plots", "--lab-plots")
+    if text is None:
+        return None
+    from ..report import plots
+    if not plots.available():
+        raise pytest.UsageError("--lab-plots needs matplotlib: pip install 'pytest-connlab[report]'")
+    folder = Path(text)
+    if folder.is_symlink() or not folder.is_dir():
+        raise pytest.UsageError(f"--lab-plots: {folder}: not a folder (connlab does not create it, nor follow a link)")
+    try:
+        check_target(folder / ".connlab-plots")
+    except JsonPathError as exc:
+        raise pytest.UsageError(f"--lab-plots: {exc}") from None
+    return folder.resolve()
+
+
+def allure_dir(config: pytest.Config) -> Path | None:
+    """Where allure-pytest writes results, when it is installed and asked to (--alluredir)."""
+    if not config.pluginmanager.hasplugin("allure_pytest"):
+        return None
+    folder = getattr(config.option, "allure_report_dir", None)
+    return Path(folder).resolve() if folder else None

@@ -11,6 +11,8 @@ from ..factory import LabFactory
 from ..lab.providers import ProviderOptions
 from ..lab.reaper import RunLock
 from ..profiles.profile import Profile
+from ..report.baseline import Tolerance
+from ..lab.narration import Narrator
 from ..report.observation import Observation
 
 
@@ -35,6 +37,11 @@ class ConnlabState:
     problems: list[str] = field(default_factory=list)
     redelivery: Any = None  # the InterruptRedelivery hook, while installed
     output_problems: list[str] = field(default_factory=list)  # e.g. a --lab-json that could not be written
+    baseline_save: str | None = None  # --lab-baseline-save
+    baseline: dict[str, dict[str, Any]] | None = None  # --lab-compare: the baseline's rows by key
+    tolerance: Tolerance | None = None  # --lab-compare-fail
+    plots_dir: str | None = None  # --lab-plots
+    narrator: Narrator = field(default_factory=Narrator)  # Allure's when allure-pytest writes results
 
     def get_factory(self) -> LabFactory:
         """The session's factory, made on first use (a run with no lab test makes none)."""

@@ -15,6 +15,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from ..lab import pressure
 from ..lab.lab import Lab
+from ..report.observation import Observation
 from . import (
     accept_overflow,
     connection_cap,
@@ -63,22 +64,34 @@ class _Bound(Generic[P, R]):
 
         @functools.wraps(func)
         def bound(*args: Any, **kwargs: Any) -> R:
-            return _watched(lab, lambda: func(lab, *args, **kwargs))
+            return _watched(lab, _call_text(func.__name__, args, kwargs), lambda: func(lab, *args, **kwargs))
         full = inspect.signature(func)
         bound.__signature__ = full.replace(parameters=list(full.parameters.values())[1:])  # type: ignore[attr-defined]
         return bound
 
 
-def _watched(lab: Lab, run: Callable[[], R]) -> R:
-    """Run a probe between two readings of host pressure; mark its result disturbed if need be."""
+def _watched(lab: Lab, load: str, run: Callable[[], R]) -> R:
+    """Run a probe between two readings of host pressure; mark its result disturbed if need be;
+    tell the story (load, observation) to the lab's narrator."""
     hosts = [lab.server, *lab.clients]
     before = pressure.read(hosts)
-    result = run()
+    try:
+        with lab.narrator.step(f"load: {load}"):
+            result = run()
+    finally:
+        lab.progress.done()
     lab.check_watchers()
     why = pressure.disturbance(before, pressure.read(hosts))
     if why and hasattr(result, "disturbed"):
         result.disturbed = why
+    if isinstance(result, Observation):
+        lab.narrator.observed(lab, result)
     return result
+
+
+def _call_text(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    shown = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    return f"{name}({', '.join(shown)})"
 
 
 def _probe(func: Callable[Concatenate[Lab, P], R]) -> _Bound[P, R]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..report.observation import NO_ERROR, Observation, counter_delta
 from .common import expectation, observation, pin_measuring_server, start_agent_server
+from .sampling import Sampler
 
 if TYPE_CHECKING:
     from ..lab.lab import Lab
@@ -69,10 +70,12 @@ def ephemeral_ports(lab: Lab, target: Target | None = None, port_pool: str = "pe
     server = target or start_agent_server(lab, "close")
     before = client.observe(server.port)["counters"]
     start = time.monotonic()
-    result = client.agent_once("churn", "--target", server.endpoint, "--source", client.address,
-                               "--count", str(bound), "--deadline", str(deadline_s),
-                               "--port-pool", port_pool, "--workers", str(workers or os.cpu_count() or 1),
-                               timeout=deadline_s + 30)
+    with Sampler(lab, LIMIT + ": {:,} ports of the client in TIME_WAIT",
+                 lambda: client.pressure()["pressure"].get("time_wait"), bound_s=deadline_s) as sampler:
+        result = client.agent_once("churn", "--target", server.endpoint, "--source", client.address,
+                                   "--count", str(bound), "--deadline", str(deadline_s),
+                                   "--port-pool", port_pool, "--workers", str(workers or os.cpu_count() or 1),
+                                   timeout=deadline_s + 30)
     duration = time.monotonic() - start
     seen = client.observe(server.port)
     states = seen["sockets"]["remote_port"]
@@ -86,7 +89,8 @@ def ephemeral_ports(lab: Lab, target: Target | None = None, port_pool: str = "pe
         another_destination = "connected" if again["succeeded"] == 1 else again["error"]["name"]
     else:
         another_destination = None
-    evidence = {"another_destination_meanwhile": another_destination,
+    evidence = {"server": f"your program on {server.endpoint}" if target is not None else "the agent's close server",
+                "another_destination_meanwhile": another_destination,
                 "port_range": f"{low} {high}", "pool_size": size, "port_pool": port_pool,
                 "error_confirmed_by_retry": result["error_confirmed"],
                 "error_message": error["message"] if error else None,
@@ -94,7 +98,9 @@ def ephemeral_ports(lab: Lab, target: Target | None = None, port_pool: str = "pe
                 "time_wait_toward_server": states.get("TIME_WAIT", 0),
                 "ports_held_toward_server": sum(states.values()), "workers": result["workers"],
                 "per_worker": result.get("per_worker"), "peer_resets": result.get("peer_resets", 0),
-                "rate_per_s": round(result["succeeded"] / max(result["elapsed_s"], 1e-6))}
+                "rate_per_s": round(result["succeeded"] / max(result["elapsed_s"], 1e-6)),
+                "samples": {"what": "the client's TIME_WAIT sockets (one per churned connect)",
+                            "points": sampler.samples}}
     if result["elapsed_s"] > TIME_WAIT_S - 5:
         evidence["time_wait_race"] = (
             f"churn took {result['elapsed_s']:.0f} s, about as long as TIME_WAIT lasts ({TIME_WAIT_S} s): "

@@ -282,7 +282,7 @@ def _ramp(lab: Lab, plan: HoldPlan, clients: list[AgentProcess], counter: Server
         now = time.monotonic()
         samples.append((round(now - start, 2), count))
         if now >= progress_at:
-            lab.progress(f"hold {connections:,}: {count:,} held on the server after {now - start:.0f} s "
+            lab.progress.update(f"hold {connections:,}: {count:,} held on the server after {now - start:.0f} s "
                          f"({count / (now - start):,.0f}/s)")
             progress_at = now + PROGRESS_EVERY_S
     client_held = sum(int(e["held"]) for e in opened.values())

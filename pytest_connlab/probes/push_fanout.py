@@ -69,6 +69,15 @@ class Pusher:
                 self.received.setdefault(int(seq), []).extend(values)
 
 
+def log_histogram(values_us: list[int]) -> list[tuple[int, int]]:
+    """(upper bound in microseconds, count) over power-of-two buckets: the latency distribution."""
+    counts: dict[int, int] = {}
+    for value in values_us:
+        bound = 1 << max(0, int(value) - 1).bit_length()
+        counts[bound] = counts.get(bound, 0) + 1
+    return sorted(counts.items())
+
+
 def push_fanout(lab: Lab, clients: int = 3000, updates: int = 5, interval_s: float = 0.2,
         settle_s: float = 10.0) -> Observation:
     """Hold ``clients`` subscribers, push ``updates`` updates, count who got every one."""
@@ -83,6 +92,7 @@ def push_fanout(lab: Lab, clients: int = 3000, updates: int = 5, interval_s: flo
         "written_per_update": [p["written"] for p in pusher.pushed],
         "failed_writes": sum(int(p["failed"]) for p in pusher.pushed), "lost_connections": pusher.lost,
         "fanout_latency": percentiles(all_values),
+        "fanout_latency_histogram_us": log_histogram(all_values),
         "fanout_latency_per_update": [percentiles(pusher.received.get(p["seq"], [])) for p in pusher.pushed],
         "hold": result.to_json(),
         "how": f"{updates} updates to {result.established} subscribers; latency "

@@ -47,12 +47,18 @@ def time_wait_length(lab: Lab, connections: int = 3, watch: bool = False, watch_
     observed = math.ceil(left[1])
     if watch:
         closed_at = start
+        points: list[tuple[float, int]] = []
         while time.monotonic() - start < watch_bound_s:
-            if not client.observe(server.port)["sockets"]["remote_port"].get("TIME_WAIT"):
+            left_now = int(client.observe(server.port)["sockets"]["remote_port"].get("TIME_WAIT", 0))
+            elapsed = time.monotonic() - start
+            points.append((round(elapsed, 2), left_now))
+            lab.progress.update(f"time_wait_length: {left_now} in TIME_WAIT after {elapsed:.0f} s")
+            if not left_now:
                 break
             time.sleep(0.5)
         lifetime = time.monotonic() - closed_at
         evidence["watched_lifetime_s"] = round(lifetime, 1)
+        evidence["samples"] = {"what": "the client's connections in TIME_WAIT", "points": points}
         evidence["how"] = (f"the entries were gone {lifetime:.1f} s after the close (the timer is "
                            "checked by the TIME_WAIT reaper, so a little late)")
     server.stop()

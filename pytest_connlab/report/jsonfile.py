@@ -19,6 +19,11 @@ FIELDS = ("test", "profile", "provider", "limit", "expected", "observed", "ended
           "fidelity", "verdict", "disturbed", "duration_s")
 
 
+def entry(row: dict[str, Any]) -> dict[str, Any]:
+    """One observation as the file holds it: the main fields, the rest under ``detail``."""
+    out = {key: row.get(key) for key in FIELDS}
+    out["detail"] = {k: v for k, v in row.items() if k not in FIELDS}
+    return out
 
 
 def check_target(path: Path, probe: bool = True) -> Path:
@@ -47,21 +52,26 @@ def check_target(path: Path, probe: bool = True) -> Path:
 
 def render(run_id: str, results: list[dict[str, Any]]) -> str:
     """The JSON text of the run's results."""
-    entries = []
-    for r in results:
-        entry = {key: r.get(key) for key in FIELDS}
-        entry["detail"] = {k: v for k, v in r.items() if k not in FIELDS}
-        entries.append(entry)
-    return json.dumps({"run_id": run_id, "results": entries}, indent=2, sort_keys=False) + "\n"
+    return json.dumps({"run_id": run_id, "results": [entry(r) for r in results]}, indent=2) + "\n"
 
 
 def write(path: Path, run_id: str, results: list[dict[str, Any]]) -> None:
     """Write the results atomically; OSError or JsonPathError (nothing left behind) when that fails."""
+    write_text(path, render(run_id, results))
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a temporary file in the same folder, renamed over it)."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically; never through a link."""
     target = check_target(path, probe=False)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(render(run_id, results))
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fchmod(f.fileno(), 0o644)
             os.fsync(f.fileno())
