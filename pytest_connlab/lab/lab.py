@@ -7,10 +7,10 @@ from collections.abc import Callable
 from ..errors import AgentError, LabSetupError, ProviderUnavailable
 from ..profiles.emulation import NFT_TABLE, Knobs
 from ..profiles.profile import Profile
-from .narration import Narrator
 from ..report.observation import Observation
 from ..report.progress import Progress
 from .labhost import LabHost
+from .narration import Narrator
 from .providers.agentproc import AgentProcess
 from .providers.base import Host, Provider
 from .providers.program import Stoppable

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from ..profiles.emulation import rule_for
 
 if TYPE_CHECKING:
-    from .lab import Lab
     from ..report.observation import Observation
+    from .lab import Lab
 
 
 class Narrator:

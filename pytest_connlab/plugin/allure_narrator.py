@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import allure
 
-from ..report import plots
 from ..lab.narration import Narrator, counter_rows, csv_text, host_rows, setting_rows, state_rows
+from ..report import plots
 
 if TYPE_CHECKING:
     from ..lab.lab import Lab

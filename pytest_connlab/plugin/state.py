@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from ..factory import LabFactory
+from ..lab.narration import Narrator
 from ..lab.providers import ProviderOptions
 from ..lab.reaper import RunLock
 from ..profiles.profile import Profile
 from ..report.baseline import Tolerance
-from ..lab.narration import Narrator
 from ..report.observation import Observation
 
 
