@@ -69,8 +69,10 @@ def strip_analytics(html: str) -> str:
 def generate(results: list[Path], out: Path, previous: Path | None = None, name: str = "connlab") -> Path:
     """Make the report in ``out`` (a new, empty or earlier connlab report folder); return index.html."""
     folders = _results(results)
+    out = Path(os.path.abspath(out))
     _check_output(out)
     binary = allure_binary()
+    previous = Path(os.path.abspath(previous)) if previous is not None else None
     if previous is not None and not (previous / "history.jsonl").is_file():
         raise ReportError(f"--previous {previous}: no history.jsonl there (not a connlab report?)")
     out.parent.mkdir(parents=True, exist_ok=True)
