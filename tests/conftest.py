@@ -16,7 +16,7 @@ def needs_netns():
 
 def pytest_addoption(parser):
     parser.addoption("--all-profiles", action="store_true",
-                     help="also run the whole reproduction suite on every profile (about 20 minutes; "
+                     help="also run the whole reproduction suite on every profile (about 24 minutes; "
                           "CI runs it as a step of its own: pytest tests --all-profiles -m all_profiles)")
 
 
@@ -28,7 +28,7 @@ def pytest_collection_modifyitems(config, items):
     if config.getoption("--all-profiles"):
         return
     skip = pytest.mark.skip(reason="the whole suite on every profile runs with --all-profiles "
-                                   "(about 20 minutes; CI runs it as a step of its own)")
+                                   "(about 24 minutes; CI runs it as a step of its own)")
     for item in items:
         if "all_profiles" in item.keywords:
             item.add_marker(skip)

@@ -46,7 +46,7 @@ def test_probe_prints_the_number_and_the_same_json_row_as_pytest(pytester):
 
 
 def test_sheet_lists_every_limit_that_takes_your_program(tmp_path):
-    done = _connlab("sheet", "--lab", "linux-default", "--target", HOLDS, "--port", "8080", "--json")
+    done = _connlab("sheet", "--lab", "win2003", "--target", HOLDS, "--port", "8080", "--json")
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
     assert [r["limit"] for r in rows] == [n for n, e in CATALOG.items() if e.takes_target]
