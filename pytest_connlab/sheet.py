@@ -20,7 +20,6 @@ from typing import Any
 from .errors import ConnlabError
 from .lab.rundir import LOCK_DIR, private_dir
 from .profiles.limits import CATALOG
-from .profiles.profile import discover
 from .report import baseline, jsonfile, plots, table
 from .scripted import standalone_lab
 
@@ -60,9 +59,7 @@ def probe_row(profile: str, limit: str, target: list[str] | None = None, port: i
             obs = probe(target=lab.server.start(target, port=port))
         else:
             obs = probe()
-        row = {**obs.to_json(), "test": f"connlab probe {limit} --lab {profile}"}
-        row["context"] = baseline.context(discover(extra_dirs or [])[profile])
-        return row
+        return baseline.result_row(obs, f"connlab probe {limit} --lab {profile}", lab.profile)
 
 
 def _print_rows(rows: list[dict[str, Any]]) -> None:
@@ -75,11 +72,8 @@ def _plots(rows: list[dict[str, Any]], folder: str | None) -> None:
         return
     if not plots.available():
         raise SystemExit("connlab: --plots needs matplotlib: pip install 'pytest-connlab[report]'")
-    for n, row in enumerate(rows, start=1):
-        for name, png in plots.figures(row):
-            path = Path(folder) / f"{plots.file_stem(row['limit'], row['profile'], n)}.{name}.png"
-            jsonfile.write_bytes(path, png)
-            print(f"plot: {path}", file=sys.stderr)
+    for path in plots.write_all(Path(folder), rows):
+        print(f"plot: {path}", file=sys.stderr)
 
 
 def cmd_probe(args: Any) -> int:

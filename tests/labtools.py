@@ -31,3 +31,19 @@ def host_nft_ruleset() -> str:
 def results(path: Path) -> tuple[str, list[dict]]:
     data = json.loads(path.read_text())
     return data["run_id"], data["results"]
+
+
+NARROW_PROFILE = """\
+title: A service host with a narrow port range
+os: linux
+sources: {{guide: "{source}"}}
+settings:
+  net.ipv4.ip_local_port_range: {{value: "20000 {high}", source: guide}}
+expect:
+  ephemeral_ports: {{value: {value}, ended_by: EADDRNOTAVAIL, source: guide}}
+"""
+
+
+def narrow_profile(high: int = 20999, value: int = 1000, source: str = "our tuning guide") -> str:
+    """A user's profile whose port range is 20000..``high`` and which expects ``value`` ports."""
+    return NARROW_PROFILE.format(high=high, value=value, source=source)

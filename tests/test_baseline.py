@@ -5,15 +5,8 @@ import pytest
 
 from pytest_connlab.report.baseline import Bound, parse_tolerance
 
-PROFILE = """\
-title: A service host with a narrow port range
-os: linux
-sources: {{guide: "our tuning guide"}}
-settings:
-  net.ipv4.ip_local_port_range: {{value: "20000 {high}", source: guide}}
-expect:
-  ephemeral_ports: {{value: {value}, ended_by: EADDRNOTAVAIL, source: guide}}
-"""
+from .labtools import narrow_profile
+
 TEST = """
 def test_ports(lab):
     obs = lab.probe.ephemeral_ports()
@@ -33,7 +26,7 @@ def test_tolerances_are_units_or_percent_per_limit():
 def test_a_limit_moved_by_an_edited_profile_fails_against_the_baseline(pytester):
     labs = pytester.path / "mylabs"
     labs.mkdir()
-    (labs / "narrow.yaml").write_text(PROFILE.format(high=20999, value=1000))
+    (labs / "narrow.yaml").write_text(narrow_profile(20999, 1000))
     pytester.makeini("[pytest]\nconnlab_labs = mylabs\n")
     pytester.makepyfile(test_ports=TEST)
     base = pytester.path / "base.json"
@@ -46,7 +39,7 @@ def test_a_limit_moved_by_an_edited_profile_fails_against_the_baseline(pytester)
     assert set(row["detail"]["context"]) == {"kernel", "profile_fingerprint"}
 
     # the profile is edited: half the ports (its expectation follows, so the test itself still passes)
-    (labs / "narrow.yaml").write_text(PROFILE.format(high=20499, value=500))
+    (labs / "narrow.yaml").write_text(narrow_profile(20499, 500))
     moved = pytester.runpytest_subprocess("--lab=narrow", f"--lab-compare={base}", "--lab-compare-fail=0",
                                           "-p", "no:cacheprovider")
     moved.assert_outcomes(failed=1)

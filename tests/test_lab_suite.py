@@ -5,7 +5,7 @@ from pytest_connlab.lab.reaper import LOCK_DIR
 from pytest_connlab.profiles.emulation import FIDELITIES
 from pytest_connlab.profiles.limits import LIMITS
 
-from .labtools import REPO, host_links, host_nft_ruleset, host_sysctls, namespaces_of, results
+from .labtools import REPO, host_links, host_nft_ruleset, host_sysctls, namespaces_of, narrow_profile, results
 
 pytestmark = pytest.mark.usefixtures("needs_netns")
 
@@ -259,22 +259,13 @@ def test_xdist_gives_the_same_results_as_one_process(pytester):
     assert namespaces_of(results(parallel)[0]) == []
 
 
-USER_PROFILE = """\
-title: A service host with a narrow port range
-os: linux
-sources: {{guide: "our tuning guide"}}
-settings:
-  net.ipv4.ip_local_port_range: {{value: "20000 20999", source: guide}}
-expect:
-  ephemeral_ports: {{value: {value}, ended_by: EADDRNOTAVAIL, source: guide}}
-"""
 
 
 def test_a_user_profile_is_measured_and_a_wrong_expectation_fails_with_the_real_number(pytester):
     labs = pytester.path / "mylabs"
     labs.mkdir()
-    (labs / "narrow.yaml").write_text(USER_PROFILE.format(value=1000))
-    (labs / "wrong.yaml").write_text(USER_PROFILE.format(value=900))
+    (labs / "narrow.yaml").write_text(narrow_profile(value=1000))
+    (labs / "wrong.yaml").write_text(narrow_profile(value=900))
     pytester.makeini("[pytest]\nconnlab_labs = mylabs\n")
     (pytester.path / "test_ports.py").write_text((REPO / "labs" / "test_time_wait.py").read_text())
     out = pytester.path / "r.json"

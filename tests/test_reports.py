@@ -4,17 +4,11 @@ import json
 
 import pytest
 
+from .labtools import narrow_profile
+
 pytestmark = pytest.mark.usefixtures("needs_netns")
 
-PROFILE = """\
-title: A service host with a narrow port range
-os: linux
-sources: {guide: "our tuning guide, see KB196271"}
-settings:
-  net.ipv4.ip_local_port_range: {value: "20000 20999", source: guide}
-expect:
-  ephemeral_ports: {value: 1000, ended_by: EADDRNOTAVAIL, source: guide}
-"""
+PROFILE = narrow_profile(source="our tuning guide, see KB196271")
 TEST = """
 import sys
 
@@ -108,7 +102,7 @@ def test_a_long_probe_shows_a_live_line_on_a_terminal_and_nothing_in_a_log(narro
     import shlex
     import subprocess
     import sys
-    wide = PROFILE.replace("20000 20999", "20000 39999").replace("value: 1000", "value: 20000")
+    wide = narrow_profile(39999, 20000)
     (narrow.path / "mylabs" / "narrow.yaml").write_text(wide)
     args = ["--lab=narrow", "-p", "no:cacheprovider", "-p", "no:allure_pytest"]
     logged = narrow.runpytest_subprocess(*args)

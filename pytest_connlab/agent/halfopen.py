@@ -76,7 +76,7 @@ class Throttle:
 
     def on_syn(self, packet_id: int, key: Key, now: float) -> None:
         self.counts["syns"] += 1
-        if key in self.released:  # not ours to judge, or a retransmission of a released one
+        if key in self.released:  # a retransmission of a connect already let go
             self.queue.verdict(packet_id, True)
         elif key in self.waiting_keys:
             self.counts["duplicates_dropped"] += 1

@@ -164,30 +164,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         item.stash[CALL_REPORT_KEY] = report
         observations: list[Observation] = item.stash.get(OBSERVATIONS_KEY, [])
         state = item.config.stash[STATE_KEY]
-        rows = [_row(state, obs, report.nodeid) for obs in observations]
+        rows = [baseline.result_row(obs, report.nodeid, state.profiles.get(obs.profile)) for obs in observations]
         if state.baseline is not None:
             comparisons.apply(report, rows, state.baseline, state.tolerance)
         for row in rows:
             report.user_properties.append((USER_PROPERTY, row))
     return report
-
-
-def write_plots(folder: Path, results: list[dict[str, Any]]) -> None:
-    """Each observation's plots as DIR/<test>.<limit>.<n>.<plot>.png (written atomically)."""
-    from ..report import plots
-    for key, row in baseline.keyed(results).items():
-        n = int(key.rsplit("|", 1)[1])
-        for name, png in plots.figures(row):
-            jsonfile.write_bytes(folder / f"{plots.file_stem(str(row['test']), str(row['limit']), n)}.{name}.png", png)
-
-
-def _row(state: ConnlabState, obs: Observation, nodeid: str) -> dict[str, Any]:
-    """An observation as the run's results hold it: with its test and what it was measured on."""
-    row = {**obs.to_json(), "test": nodeid}
-    profile = state.profiles.get(obs.profile)
-    if profile is not None:
-        row["context"] = baseline.context(profile)
-    return row
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -223,8 +205,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state is None or hasattr(session.config, "workerinput"):
         return
     if state.plots_dir:
+        from ..report import plots  # matplotlib only when plots were asked for
         try:
-            write_plots(Path(state.plots_dir), state.results)
+            plots.write_all(Path(state.plots_dir), state.results)
         except OSError as exc:
             state.output_problems.append(f"--lab-plots {state.plots_dir}: not all written: {exc}")
     for flag, path, write in (("--lab-json", state.json_path, jsonfile.write),

@@ -144,26 +144,25 @@ def vagrant_provider(config: pytest.Config) -> str:
     return name
 
 
-def json_path(config: pytest.Config) -> Path | None:
-    """--lab-json as an absolute path that can be written at the end of the run, or None."""
-    text = _given(config, "connlab_json", "--lab-json")
+def _output_file(config: pytest.Config, dest: str, flag: str) -> Path | None:
+    """An output file option as an absolute path that can be written at the end of the run, or None."""
+    text = _given(config, dest, flag)
     if text is None:
         return None
     try:
         return check_target(Path(text))
     except JsonPathError as exc:
-        raise pytest.UsageError(f"--lab-json: {exc}") from None
+        raise pytest.UsageError(f"{flag}: {exc}") from None
+
+
+def json_path(config: pytest.Config) -> Path | None:
+    """--lab-json as an absolute path that can be written at the end of the run, or None."""
+    return _output_file(config, "connlab_json", "--lab-json")
 
 
 def baseline_save_path(config: pytest.Config) -> Path | None:
     """--lab-baseline-save as an absolute path that can be written at the end of the run, or None."""
-    text = _given(config, "connlab_baseline_save", "--lab-baseline-save")
-    if text is None:
-        return None
-    try:
-        return check_target(Path(text))
-    except JsonPathError as exc:
-        raise pytest.UsageError(f"--lab-baseline-save: {exc}") from None
+    return _output_file(config, "connlab_baseline_save", "--lab-baseline-save")
 
 
 def comparison(config: pytest.Config) -> tuple[dict[str, dict[str, Any]] | None, Tolerance | None]:

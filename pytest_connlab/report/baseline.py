@@ -20,6 +20,7 @@ from ..errors import BaselineError
 from ..profiles.limits import LIMITS
 from ..profiles.profile import Profile
 from . import jsonfile
+from .observation import Observation
 
 FORMAT = "connlab-baseline/1"
 MAX_BYTES = 64 << 20
@@ -36,6 +37,14 @@ def fingerprint(profile: Profile) -> str:
 def context(profile: Profile) -> dict[str, str]:
     """What an observation was measured on, stored beside it."""
     return {"kernel": platform.release(), "profile_fingerprint": fingerprint(profile)}
+
+
+def result_row(obs: Observation, test: str, profile: Profile | None) -> dict[str, Any]:
+    """An observation as a run's results hold it: with its test and what it was measured on."""
+    row = {**obs.to_json(), "test": test}
+    if profile is not None:
+        row["context"] = context(profile)
+    return row
 
 
 def keyed(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import re
+from pathlib import Path
 from typing import Any
 
 Plot = tuple[str, bytes]  # (a file-name-safe name, PNG bytes)
@@ -102,6 +103,21 @@ def figures(row: dict[str, Any]) -> list[Plot]:
 
 def _microseconds(value: int) -> str:
     return f"{value / 1000:g} ms" if value >= 1000 else f"{value} us"
+
+
+def write_all(folder: Path, rows: list[dict[str, Any]]) -> list[Path]:
+    """Each observation's plots as FOLDER/<test>.<limit>.<n>.<plot>.png (written atomically, never
+    through a link); the paths written."""
+    from .baseline import keyed
+    from .jsonfile import write_bytes
+    written = []
+    for key, row in keyed(rows).items():
+        n = int(key.rsplit("|", 1)[1])
+        for name, png in figures(row):
+            path = folder / f"{file_stem(str(row['test']), str(row['limit']), n)}.{name}.png"
+            write_bytes(path, png)
+            written.append(path)
+    return written
 
 
 def file_stem(test: str, limit: str, n: int) -> str:
