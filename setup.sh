@@ -8,7 +8,9 @@
 #                           docker.io (a dockerd is started on 198.19.255.1/24 when none
 #                           answers, see scripts/dockerd-up.sh), debootstrap (then `connlab
 #                           image build` makes the lab image, cached by content hash),
-#                           openssh-server and vagrant
+#                           openssh-server and vagrant, and for the vm provider qemu-system-x86
+#                           (then `connlab image build --vm` makes the guest image: a Debian kernel,
+#                           a debootstrapped root and a busybox initramfs, cached by content hash)
 #   ./setup.sh --report     also what `connlab report` and its test need: Allure 3 from npm,
 #                           pinned by report/package-lock.json, into report/node_modules
 #                           (npm ci; called by path, never npx), and Debian's chromium
@@ -41,6 +43,9 @@ if command -v apt-get >/dev/null; then
     command -v debootstrap >/dev/null || missing="$missing debootstrap"
     [ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
     command -v vagrant >/dev/null || missing="$missing vagrant"
+    command -v qemu-system-x86_64 >/dev/null || missing="$missing qemu-system-x86"
+    command -v mke2fs >/dev/null || missing="$missing e2fsprogs"
+    command -v ssh-keygen >/dev/null || missing="$missing openssh-client"
   fi
   if [ "$report" = 1 ]; then
     command -v chromium >/dev/null || missing="$missing chromium"
@@ -58,4 +63,5 @@ fi
 if [ "$providers" = 1 ]; then
   ./scripts/dockerd-up.sh
   connlab image build
+  connlab image build --vm
 fi

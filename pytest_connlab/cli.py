@@ -81,9 +81,16 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 def cmd_image_build(args: argparse.Namespace) -> int:
     from .errors import ImageBuildError
-    from .lab.providers.image import Recipe, build
     try:
-        build(Recipe(suite=args.suite, mirror=args.mirror), force=args.force)
+        if args.vm:
+            from .lab.providers import vmimage
+            vmimage.build(vmimage.VmRecipe(kernel=args.kernel, suite=args.suite, mirror=args.mirror),
+                          force=args.force)
+        else:
+            if args.kernel:
+                raise ImageBuildError("connlab image build: --kernel is for the vm image (--vm)")
+            from .lab.providers.image import Recipe, build
+            build(Recipe(suite=args.suite, mirror=args.mirror), force=args.force)
     except ImageBuildError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -256,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     clean = sub.add_parser("clean", help="remove what dead runs left (never a live run's labs)")
     clean.add_argument("--dry-run", action="store_true")
     clean.set_defaults(func=cmd_clean)
-    image = sub.add_parser("image", help="the docker provider's lab image")
+    image = sub.add_parser("image", help="the docker provider's lab image, or the vm provider's guest image")
     image_sub = image.add_subparsers(dest="image_command", required=True)
     image_build = image_sub.add_parser("build", help="debootstrap a minimal Debian and docker import it "
                                        "(cached by content hash)")
@@ -264,6 +271,13 @@ def main(argv: list[str] | None = None) -> int:
     image_build.add_argument("--mirror", default="",
                              help="Debian mirror URI (default: the one this machine's apt sources use)")
     image_build.add_argument("--force", action="store_true", help="build even if the tag exists")
+    image_build.add_argument("--vm", action="store_true",
+                             help="build the vm provider's guest image instead: a Debian kernel (apt-get "
+                                  "download, dpkg -x), a debootstrapped read-only root, a busybox initramfs, in "
+                                  "/var/cache/connlab/vm/<hash>")
+    image_build.add_argument("--kernel", default="", metavar="PACKAGE",
+                             help="with --vm: the guest kernel package (default: the one linux-image-amd64 "
+                                  "depends on)")
     image_build.set_defaults(func=cmd_image_build)
     windows = sub.add_parser("windows", help="set a profile on real Windows hosts with reg and netsh "
                              "(untested until a Windows host runs it)")

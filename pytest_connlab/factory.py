@@ -11,6 +11,7 @@ from .lab.providers.base import Provider
 from .lab.reaper import record_kept
 from .lab.topology import TopologyRequest, plan
 from .probes import ProbedLab
+from .profiles.limits import CATALOG
 from .profiles.profile import Profile
 
 
@@ -52,7 +53,13 @@ class LabFactory:
     def cannot_measure(self, profile: Profile, limit: str | None) -> str | None:
         """Why this provider cannot reproduce ``limit`` of ``profile`` (None when it can): its
         emulation needs a namespace born with sysctls, which only the netns provider makes."""
-        if self.provider.applies_birth or limit is None:
+        if limit is None:
+            return None
+        if CATALOG.get(limit) is not None and CATALOG[limit].needs_own_kernel and \
+                not getattr(self.provider, "own_kernel", False):
+            return (f"connlab: {limit} is measured on hosts with their own kernel and RAM (--lab-provider vm); "
+                    f"the {self.provider.name} provider's hosts share this machine's")
+        if self.provider.applies_birth:
             return None
         setting = profile.birth_limits().get(limit)
         if setting is None:

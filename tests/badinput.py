@@ -26,10 +26,14 @@ ESCAPING_KEYS = [
     "net.core/somaxconn", "net.core.somaxconn/../../../../tmp/x", "net.\u2024core", "NET.core.somaxconn",
     "net.core.SOMAXCONN", "net.core.some maxconn", "net.core.x\ny", "net.core.x\x01", "net..", "net.~root",
     "net.$(touch /tmp/x)", "net.core.*", "net.core.`id`", "net.core.a;b", "kernel.domainname",
-    "kernel.hostname", "fs.file-max", "vm.overcommit_memory", "net", "", " ", "net. core",
-    "net.core.%2e%2e", "net.ipv4." + "a" * 300, "net.netfilter.nf_conntrack_max", "net.ipv4.tcp_mem",
-    "net.ipv4.tcp_max_orphans", "net.core.netdev_max_backlog", "net.core.somaxconn\\..",
+    "kernel.hostname", "fs.protected_regular", "vm.overcommit_memory", "net", "", " ", "net. core",
+    "net.core.%2e%2e", "net.ipv4." + "a" * 300, "fs.nr_open/../../kernel/hostname", "fs..nr_open",
+    "net.core.somaxconn\\..",
 ]
+# kernel-wide keys: settings of a lab whose hosts have their own kernel (vm); a namespace provider refuses
+# them when the lab is made, and the agent without --kernel-wide refuses the fs.* ones itself
+KERNEL_WIDE_KEYS = ["fs.file-max", "fs.nr_open", "net.netfilter.nf_conntrack_max", "net.ipv4.tcp_mem",
+                    "net.ipv4.tcp_max_orphans", "net.core.netdev_max_backlog"]
 BAD_VALUES = [
     None, True, [], {}, [1, "x"], {"a": 1}, [[1]], 1.5, "", "   ", "a\nb", "x" * 5000, 10 ** 30, -10 ** 30,
     [True], ["1", "2"],

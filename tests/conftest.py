@@ -18,17 +18,25 @@ def pytest_addoption(parser):
     parser.addoption("--all-profiles", action="store_true",
                      help="also run the whole reproduction suite on every profile (about 24 minutes; "
                           "CI runs it as a step of its own: pytest tests --all-profiles -m all_profiles)")
+    parser.addoption("--vm", action="store_true",
+                     help="also run the vm provider's tests on qemu guests (CI runs them as a step of their "
+                          "own: pytest tests --vm -m vm)")
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "all_profiles: the whole suite on every profile (runs with --all-profiles)")
+    config.addinivalue_line("markers", "vm: the vm provider on qemu guests (runs with --vm)")
 
 
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("--all-profiles"):
-        return
-    skip = pytest.mark.skip(reason="the whole suite on every profile runs with --all-profiles "
-                                   "(about 24 minutes; CI runs it as a step of its own)")
-    for item in items:
-        if "all_profiles" in item.keywords:
-            item.add_marker(skip)
+    steps = {"all_profiles": ("--all-profiles", "the whole suite on every profile runs with --all-profiles "
+                                                "(about 24 minutes; CI runs it as a step of its own)"),
+             "vm": ("--vm", "the vm provider's tests on qemu guests run with --vm (CI runs them as a step "
+                            "of their own)")}
+    for marker, (option, reason) in steps.items():
+        if config.getoption(option):
+            continue
+        skip = pytest.mark.skip(reason=reason)
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)

@@ -91,7 +91,7 @@ def test_the_agent_refuses_every_path_outside_proc_sys_net(canaries):
     before = host_snapshot(canaries)
     domainname = Path("/proc/sys/kernel/domainname").read_text()
     well_formed = re.compile(r"net(\.[a-z0-9_-]+)+")
-    refused = [k for k in ESCAPING_KEYS if not well_formed.fullmatch(k)]  # host-wide net.* keys: controller's job
+    refused = [k for k in ESCAPING_KEYS if not well_formed.fullmatch(k)]  # kernel-wide net.* keys: controller's job
     for key in [*refused, "kernel.domainname", "net.core.somaxconn/../../../kernel/domainname"]:
         reply = _agent("sysctl", "--set", json.dumps({key: "pwned"}))
         assert reply["error"] and reply["error"]["key"] == key, (key, reply)
@@ -166,7 +166,7 @@ def _option_cases(tmp: Path) -> list[tuple[list[str], str, str, str]]:
         "settings(sysctl={'net./tmp/connlab-canary': 1})", "settings(sysctl={'net.core/../../x': 1})",
         "settings(sysctl={'kernel.domainname': 'x'})", "settings(sysctl={1: 2})", "settings(sysctl=[1])",
         "settings(sysctl={'net.core.somaxconn': [1, 'x']})", "settings(sysctl={'net.core.somaxconn': 'a\\nb'})",
-        "settings(sysctl={'net.ipv4.tcp_mem': '1 2 3'})", "settings(windows={'Tcpip.MaxUserPort': 'x'})",
+        "settings(sysctl={'fs.protected_regular': 1})", "topology(memory='lots')", "topology(vcpus=0)", "settings(windows={'Tcpip.MaxUserPort': 'x'})",
         "settings(windows={1: 1})", "settings(windows={'Tcpip.Nope': 1})", "settings(emulated={'x': 1})",
         "settings(rlimit={'nofile': 1})", "settings(rlimit={'stack': 100})", "settings(rlimit={'nofile': 'x'})",
         "settings({'a': 1})", "settings(registry={})", "topology(clients='x')", "topology(clients=10**9)",

@@ -19,7 +19,7 @@ from .limits import host_limits, raise_nofile_to_hard, set_nofile
 from .listenwatch import refuse_on_full
 from .mass_client import run_clients
 from .mass_server import run_server
-from .observe import counters, observe, pressure
+from .observe import counters, first_time_wait, observe, pressure
 from .server import MODES, HttpPolicy, serve
 from .threaded import serve_threaded
 from .workers import chunks, spread
@@ -117,10 +117,15 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("limits", help="this host's descriptor limits and memory")
     ob = sub.add_parser("observe", help="socket states and counters")
     ob.add_argument("--port", type=int, default=None)
+    ob.add_argument("--until-time-wait", type=int, default=0, metavar="N",
+                    help="first wait (--within s at most) until N connections to --port are in TIME_WAIT")
+    ob.add_argument("--within", type=float, default=30.0)
     sub.add_parser("pressure", help="kernel-wide TCP state and the counters of trouble, no socket scan")
     sy = sub.add_parser("sysctl", help="read or set sysctls")
     sy.add_argument("--get", nargs="*", default=[])
     sy.add_argument("--set", default="", help='JSON object {"key": "value"}')
+    sy.add_argument("--kernel-wide", action="store_true",
+                    help="this host's kernel is the lab's own (a VM): fs.* keys may be set too")
     return p
 
 
@@ -202,10 +207,15 @@ def main(argv: list[str]) -> int:
         proto.emit("limits", **host_limits())
     elif args.role == "pressure":
         proto.emit("pressure", pressure=pressure(), counters=counters())
+    elif args.role == "observe" and args.until_time_wait and args.port is not None:
+        proto.emit("ready")
+        first = first_time_wait(args.port, min(args.until_time_wait, 100_000), min(args.within, 300.0))
+        proto.emit("observation", **{**observe(args.port), **first})
     elif args.role == "observe":
         proto.emit("observation", **observe(args.port))
     elif args.role == "sysctl":
-        result = sysctl.apply(json.loads(args.set)) if args.set else {}
+        roots = sysctl.OWN_KERNEL_ROOTS if args.kernel_wide else sysctl.WRITABLE_ROOTS
+        result = sysctl.apply(json.loads(args.set), roots) if args.set else {}
         values = {k: _safe_read(k) for k in args.get}
         proto.emit("sysctl", values=values, **result)
     return 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 
 from .sockdiag import listeners
@@ -79,6 +80,22 @@ def counters() -> dict[str, int]:
     return merged
 
 
+def conntrack_stats() -> dict[str, int] | None:
+    """The conntrack table's own counters summed over CPUs (/proc/net/stat/nf_conntrack): ``drop`` counts
+    packets dropped because the table was full, ``early_drop`` entries evicted to make room."""
+    try:
+        with open("/proc/net/stat/nf_conntrack") as f:
+            header, *rows = [line.split() for line in f if line.strip()]
+    except (OSError, ValueError):
+        return None
+    totals = dict.fromkeys(header, 0)
+    for row in rows:
+        for name, value in zip(header, row):
+            totals[name] += int(value, 16)
+    totals.pop("entries", None)  # the same global count on every row, not a per-CPU counter
+    return totals
+
+
 def conntrack_count() -> int | None:
     """Entries in this namespace's conntrack table, when conntrack is loaded."""
     try:
@@ -136,4 +153,19 @@ def pressure() -> dict[str, object]:
 def observe(port: int | None) -> dict[str, object]:
     """Everything the observer reads, in one snapshot."""
     return {"sockets": socket_states(port), "counters": counters(),
-            "conntrack_count": conntrack_count(), "pressure": pressure(), "pid": os.getpid()}
+            "conntrack_count": conntrack_count(), "conntrack_stats": conntrack_stats(), "pressure": pressure(),
+            "pid": os.getpid()}
+
+
+def first_time_wait(port: int, count: int, within_s: float, every_s: float = 0.01) -> dict[str, object]:
+    """Poll (every ``every_s``, at most ``within_s``) until ``count`` connections to ``port`` are in
+    TIME_WAIT, then snapshot: started before the connections close, the timers are read within one
+    poll of their start, however slow the host is to start a process."""
+    deadline = time.monotonic() + within_s
+    while True:
+        seen = socket_states(port)
+        remote = seen["remote_port"]
+        tw = remote.get("TIME_WAIT", 0) if isinstance(remote, dict) else 0
+        if tw >= count or time.monotonic() >= deadline:
+            return {"sockets": seen, "waited_s": round(within_s - max(0.0, deadline - time.monotonic()), 3)}
+        time.sleep(every_s)

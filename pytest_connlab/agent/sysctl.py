@@ -2,7 +2,8 @@
 
 The controller checks every key against its grammar; the agent checks again, on its
 own, before it opens anything: a key must be dotted parts of ``[a-z0-9_-]``, and its
-path must resolve under ``/proc/sys/net/`` (writes) or ``/proc/sys/`` (reads). No key
+path must resolve under ``/proc/sys/net/`` (writes; also ``fs/`` on a host whose kernel is the
+lab's own, with ``--kernel-wide``) or ``/proc/sys/`` (reads). No key
 of any shape can name a file elsewhere.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 
 PROC_SYS = "/proc/sys"
 WRITABLE_ROOTS = ("net",)  # a lab shares the host's kernel: only its network namespace is its own
+OWN_KERNEL_ROOTS = ("net", "fs")  # a lab host with a kernel of its own (a VM): its file limits too
 _PART = re.compile(r"[a-z0-9_-]+")
 
 
@@ -49,14 +51,14 @@ def read(key: str) -> str:
     return _read_path(path_of(key))
 
 
-def apply(assignments: dict[str, str]) -> dict[str, object]:
-    """Set each key (only under /proc/sys/net; the kernel validates the value); return the
+def apply(assignments: dict[str, str], roots: tuple[str, ...] = WRITABLE_ROOTS) -> dict[str, object]:
+    """Set each key (only under /proc/sys/<root> for ``roots``; the kernel validates the value); return the
     previous values, or the first error naming its key. A refused key is refused before
     anything is read or written."""
     previous: dict[str, str] = {}
     for key, value in assignments.items():
         try:
-            path = path_of(key, WRITABLE_ROOTS)
+            path = path_of(key, roots)
             previous[key] = _read_path(path)
             _write_path(key, path, value)
             now = _read_path(path)

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 from ..errors import AgentError, LabSetupError, ProviderUnavailable
 from ..profiles.emulation import NFT_TABLE, Knobs
 from ..profiles.profile import Profile
+from ..profiles.sysctlkeys import is_kernel_wide
 from ..report.observation import Observation
 from ..report.progress import Progress
 from .labhost import LabHost
@@ -15,6 +17,11 @@ from .providers.agentproc import AgentProcess
 from .providers.base import Host, Provider
 from .providers.program import Stoppable
 from .topology import Topology
+
+
+def _known_here(key: str) -> bool:
+    """True when this machine's own kernel has the sysctl ``key`` (read only, never written)."""
+    return Path("/proc/sys", *key.split(".")).exists()
 
 
 class Lab:
@@ -62,6 +69,7 @@ class Lab:
     def apply(self, knobs: Knobs) -> None:
         """Apply sysctls (all hosts at once) then nft rules, each pushed on the undo stack; keep
         the process limits for the server's programs and what each emulation enforces."""
+        self.refuse_kernel_wide(knobs)
         self.knobs = knobs
         self.rlimits = {role: dict(v) for role, v in knobs.rlimits.items()}
         self.emulated = dict(knobs.emulated)
@@ -80,6 +88,17 @@ class Lab:
             for host in self.hosts_for(role):
                 for argv in argvs:
                     self.start_watcher(host, [a.replace(NFT_TABLE, self.nft_table) for a in argv])
+
+    def refuse_kernel_wide(self, knobs: Knobs) -> None:
+        """ProviderUnavailable when the profile sets a kernel-wide key and a host shares this machine's
+        kernel: the key is the lab's own only on hosts with a kernel of their own (vm)."""
+        wide = sorted({k for values in knobs.sysctls.values() for k in values if is_kernel_wide(k)})
+        shared = [h.name for h in self.hosts.values() if not h.own_kernel]
+        if wide and shared:
+            raise ProviderUnavailable(
+                f"connlab: profile {self.profile.path} sets {', '.join(wide)}: kernel-wide (one value for every "
+                f"namespace of a kernel), and the {self.provider.name} provider's hosts share this machine's "
+                "kernel, which a lab never changes; run it with --lab-provider vm")
 
     def start_watcher(self, host: LabHost, argv: list[str]) -> None:
         """Run an agent role for the lab's whole life (stopped at teardown with the others)."""
@@ -114,6 +133,11 @@ class Lab:
             try:
                 previous = host.finish_sysctls(proc)
             except LabSetupError as exc:
+                if exc.key and host.own_kernel and "No such file" in str(exc) and _known_here(exc.key):
+                    raise ProviderUnavailable(
+                        f"connlab: the kernel of {host.name} ({getattr(host.host, 'kernel_release', 'its own')}) "
+                        f"has no sysctl {exc.key}, which this machine's kernel has: the setting needs a newer "
+                        "guest kernel (--lab-vm-kernel)") from None
                 origin = self.profile.origin_of(exc.key) if exc.key else str(self.profile.path)
                 where = f"profile {origin}" if origin == str(self.profile.path) else origin
                 failure = failure or LabSetupError(f"{where}: {exc}", key=exc.key)

@@ -29,6 +29,16 @@ class LabHost:
         return dict(getattr(self.host, "birth_report", {}) or {})
 
     @property
+    def own_kernel(self) -> bool:
+        """True when this host's kernel is the lab's alone (a VM): kernel-wide sysctls are its settings."""
+        return bool(getattr(self.host, "own_kernel", False))
+
+    @property
+    def local_pids(self) -> bool:
+        """True when the pids of what runs here are this machine's (netns); False for remote hosts."""
+        return bool(getattr(self.host, "local_pids", True))
+
+    @property
     def name(self) -> str:
         return self.host.spec.name
 
@@ -65,9 +75,13 @@ class LabHost:
 
         LabSetupError, with the program's output, when it exits or does not listen in time.
         """
-        program = Program(self.host.popen, list(argv))
+        nofile = self.rlimits.get("nofile")
+        argv = list(argv)
+        if nofile and not self.local_pids:  # the process is not this machine's: util-linux prlimit sets it there
+            argv = ["prlimit", f"--nofile={nofile}:", "--", *argv]
+        program = Program(self.host.popen, argv)
         self._tracker.append(program)
-        if "nofile" in self.rlimits and program.proc.pid:
+        if nofile and self.local_pids and program.proc.pid:
             import resource
             _, hard = resource.prlimit(program.proc.pid, resource.RLIMIT_NOFILE)
             resource.prlimit(program.proc.pid, resource.RLIMIT_NOFILE, (min(self.rlimits["nofile"], hard), hard))
@@ -108,10 +122,10 @@ class LabHost:
         is checked against the one grammar first (the agent checks again before it opens a file)."""
         for key in values:
             try:
-                check_lab_key(key)
+                check_lab_key(key, own_kernel=self.own_kernel)
             except SysctlKeyError as exc:
                 raise LabSetupError(f"{self.name}: sysctl {key!r}: {exc}", key=str(key)) from None
-        return self.agent("sysctl", "--set", json.dumps(values))
+        return self.agent("sysctl", "--set", json.dumps(values), *(["--kernel-wide"] if self.own_kernel else []))
 
     def finish_sysctls(self, proc: AgentProcess) -> dict[str, str]:
         """Wait for start_sysctls; on error restore what was set and raise LabSetupError."""

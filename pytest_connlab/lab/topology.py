@@ -1,11 +1,12 @@
 """Pure data: the hosts of a lab, their NICs and addresses. A provider realises it."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Network
 
 from ..profiles.emulation import nft_chain
 from .addressing import SubnetAllocator
+from .memory import MAX_VCPUS, parse_memory
 
 MAX_CLIENTS = 64
 MAX_IPS_PER_CLIENT = 256
@@ -18,6 +19,9 @@ class TopologyRequest:
     clients: int = 1
     ips_per_client: int = 1
     router: bool = False  # clients reach the server through a forwarding, masquerading router
+    memory: str | int | None = None  # the server's (and router's) RAM on providers with their own ("1G")
+    client_memory: str | int | None = None  # each client's RAM there
+    vcpus: int = 1  # each host's virtual CPUs there
 
     def __post_init__(self) -> None:
         for name, value, top in (("clients", self.clients, MAX_CLIENTS),
@@ -26,6 +30,16 @@ class TopologyRequest:
                 raise ValueError(f"{name} must be an integer from 1 to {top}, got {value!r}")
         if not isinstance(self.router, bool):
             raise ValueError(f"router must be True or False, got {self.router!r}")
+        for name in ("memory", "client_memory"):
+            if getattr(self, name) is not None:
+                parse_memory(getattr(self, name), name)
+        if not isinstance(self.vcpus, int) or isinstance(self.vcpus, bool) or not 1 <= self.vcpus <= MAX_VCPUS:
+            raise ValueError(f"vcpus must be an integer from 1 to {MAX_VCPUS}, got {self.vcpus!r}")
+
+    def memory_mb(self, role: str) -> int:
+        """The RAM asked for a host of ``role`` (0: the provider's default)."""
+        value = self.client_memory if role == "client" else self.memory
+        return 0 if value is None else parse_memory(value, "memory")
 
     @property
     def address_count(self) -> int:
@@ -54,6 +68,8 @@ class HostSpec:
     sysctls: tuple[tuple[str, str], ...] = ()  # what the host's part in the topology needs
     nft: tuple[str, ...] = ()  # rules the host's part in the topology needs
     birth: tuple[tuple[str, str], ...] = ()  # set in the parent namespace before this one is made
+    memory_mb: int = 0  # RAM on providers whose hosts have their own (0: the provider's default)
+    vcpus: int = 0
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -122,4 +138,5 @@ def plan(request: TopologyRequest, allocator: SubnetAllocator,
                  (Nic("eth0", "lan", tuple(str(next(pool)) for _ in range(request.ips_per_client))),),
                  routes=client_routes, birth=born("client"))
         for i in range(request.clients))
-    return Topology(segments, (*hosts, *clients))
+    sized = tuple(replace(h, memory_mb=request.memory_mb(h.role), vcpus=request.vcpus) for h in (*hosts, *clients))
+    return Topology(segments, sized)

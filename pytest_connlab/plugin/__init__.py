@@ -65,7 +65,7 @@ def _provider_options(config: pytest.Config, provider: str) -> ProviderOptions:
             raise pytest.UsageError(f"connlab: {exc}") from None
     return ProviderOptions(docker_image=options.docker_image(config), inventory=inventory,
                            vagrant_dir=options.vagrant_dir(config, provider),
-                           vagrant_provider=options.vagrant_provider(config))
+                           vagrant_provider=options.vagrant_provider(config), vm_kernel=options.vm_kernel(config))
 
 
 class ResultCollector:
@@ -180,6 +180,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         how = "emulated" if profile.os == "windows" else "native"
         lines.append(f'connlab: lab {name} "{profile.title}" on provider {state.provider_name} ({how})')
     lines.append(f"connlab: run {state.run_id}, lab addresses from {state.slice}")
+    if not state.unavailable:
+        provider = get_provider(state.provider_name, state.provider_options)
+        describe = getattr(provider, "describe", None)
+        if describe is not None:
+            lines.append(f"connlab: on provider {state.provider_name}: {describe()}")
     if state.unavailable:
         lines.append(f"{state.unavailable}: lab tests skip")
     return lines

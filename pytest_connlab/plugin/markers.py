@@ -16,7 +16,8 @@ from ..profiles.limits import LIMITS
 from ..profiles.profile import Profile
 
 MARKERS = {
-    "topology": "topology(clients=1, ips_per_client=1, router=False): the lab hosts this test needs",
+    "topology": "topology(clients=1, ips_per_client=1, router=False, memory=None, client_memory=None, vcpus=1): "
+                "the lab hosts this test needs (memory and vcpus: on providers whose hosts have their own, vm)",
     "settings": "settings(sysctl={...}, windows={...}, emulated={...}, rlimit={'nofile': N}): "
                 "settings applied on top of the lab profile (windows and emulated both take "
                 "emulated settings, e.g. Tcpip.MaxUserPort)",
@@ -62,10 +63,11 @@ def _only_kwargs(item: pytest.Item, name: str) -> dict[str, Any]:
 def topology_of(item: pytest.Item) -> TopologyRequest:
     """The test's TopologyRequest; a UsageError names the test and the bad argument."""
     kwargs = _only_kwargs(item, "topology")
-    unknown = set(kwargs) - {"clients", "ips_per_client", "router"}
+    known = ("clients", "ips_per_client", "router", "memory", "client_memory", "vcpus")
+    unknown = set(kwargs) - set(known)
     if unknown:
         raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.topology: unknown argument "
-                                f"{', '.join(sorted(unknown))}; known: clients, ips_per_client, router")
+                                f"{', '.join(sorted(unknown))}; known: {', '.join(known)}")
     try:
         return TopologyRequest(**kwargs)
     except ValueError as exc:

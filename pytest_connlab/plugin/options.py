@@ -39,6 +39,10 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--lab-vagrant-dir", dest="connlab_vagrant_dir", metavar="DIR", default=None,
                     help="vagrant provider: the folder with the Vagrantfile (default: ini "
                          "connlab_vagrant_dir or the rootdir)")
+    group.addoption("--lab-vm-kernel", dest="connlab_vm_kernel", metavar="PACKAGE", default=None,
+                    help="vm provider: boot the guest image built with this Debian kernel package "
+                         "(`connlab image build --vm --kernel PACKAGE`; default: ini connlab_vm_kernel or "
+                         "the newest image)")
     group.addoption("--lab-keep", dest="connlab_keep", action="store_true",
                     help="keep the lab of a failed test for inspection; print how to enter and remove it")
     group.addoption("--lab-json", dest="connlab_json", metavar="PATH", default=None,
@@ -61,6 +65,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("connlab_docker_image", default=DEFAULT_IMAGE, help="default --lab-image")
     parser.addini("connlab_inventory", default="", help="default --lab-inventory")
     parser.addini("connlab_vagrant_dir", default="", help="default --lab-vagrant-dir")
+    parser.addini("connlab_vm_kernel", default="", help="default --lab-vm-kernel")
     parser.addini("connlab_vagrant_provider", default="docker",
                   help="the provider vagrant makes lab machines with: docker (default), libvirt, virtualbox")
 
@@ -134,6 +139,16 @@ def vagrant_dir(config: pytest.Config, provider: str) -> Path:
     if provider == "vagrant" and not folder.is_dir():
         raise pytest.UsageError(f"--lab-vagrant-dir: {folder} is not a folder")
     return folder
+
+
+def vm_kernel(config: pytest.Config) -> str:
+    """--lab-vm-kernel (or ini connlab_vm_kernel): a Debian kernel package name, or empty."""
+    from ..lab.providers.vmimage import KERNEL_PACKAGE
+    name = value(config, "connlab_vm_kernel", "--lab-vm-kernel", "connlab_vm_kernel") or ""
+    if name and not KERNEL_PACKAGE.match(name):
+        raise pytest.UsageError(f"--lab-vm-kernel: {name!r} is not a Debian kernel package name "
+                                "(linux-image-VERSION-FLAVOUR, e.g. linux-image-6.1.0-57-amd64)")
+    return name
 
 
 def vagrant_provider(config: pytest.Config) -> str:

@@ -26,6 +26,7 @@ from . import (
     inbound_cap,
     keepalive,
     listen_backlog,
+    memory_per_connection,
     one_port_connections,
     outbound_half_open,
     per_server_cap,
@@ -112,6 +113,7 @@ class Probes:
     inbound_cap = _probe(inbound_cap.inbound_cap)
     keepalive = _probe(keepalive.keepalive)
     listen_backlog = _probe(listen_backlog.listen_backlog)
+    memory_per_connection = _probe(memory_per_connection.memory_per_connection)
     one_port_connections = _probe(one_port_connections.one_port_connections)
     outbound_half_open = _probe(outbound_half_open.outbound_half_open)
     per_server_cap = _probe(per_server_cap.per_server_cap)

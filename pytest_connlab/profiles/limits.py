@@ -21,6 +21,7 @@ class Limit:
     played_by: str = ""  # a limit of a product that the agent implements, not the kernel: which part
     hosts: tuple[int, int, bool] = (1, 1, False)  # the lab it needs: clients, IPs per client, a router
     takes_target: bool = False  # its probe can measure your own server (``target=``)
+    needs_own_kernel: bool = False  # measurable only where a host's kernel and RAM are its own (vm)
 
 
 CATALOG: dict[str, Limit] = {limit.name: limit for limit in (
@@ -89,6 +90,9 @@ CATALOG: dict[str, Limit] = {limit.name: limit for limit in (
           'How many connections one listening port holds at once from many client IPs (the "64K '
           'ports" myth).',
           frozenset({"net.ipv4.ip_local_port_range", "net.ipv4.ip_local_reserved_ports"}), hosts=(2, 10, False)),
+    Limit("memory_per_connection",
+          "How many idle connections a server with N MB of RAM holds before memory ends it, and what "
+          "each costs in kernel memory.", hosts=(2, 4, False), needs_own_kernel=True),
     Limit("push_fanout",
           "How many long-lived HTTP clients (server push) receive every update the server pushes."),
 )}

@@ -16,7 +16,7 @@ from . import safeyaml
 from .emulation import Knobs, rule_for, worst
 from .errnos import is_known_error_name
 from .limits import CATALOG, LIMITS, limits_touched_by
-from .sysctlkeys import check_lab_key
+from .sysctlkeys import check_profile_key
 
 TOP_KEYS = {"name", "title", "os", "description", "sources", "settings", "linux", "expect"}
 OSES = ("windows", "linux")
@@ -192,7 +192,7 @@ def _linux_setting(path: Path | str, where: str, key: Any, value: Any, source: s
     if isinstance(key, str) and key.startswith(RLIMIT_PREFIX):
         return _rlimit_setting(path, where, key, value, source)
     try:
-        check_lab_key(key)
+        check_profile_key(key)
     except SysctlKeyError as exc:
         raise _fail(path, where, str(exc)) from None
     return Setting(key, _sysctl_value(path, where, value), source, str(path))

@@ -24,7 +24,15 @@ HOST_GLOBAL_SYSCTLS = frozenset({
     "net.ipv4.udp_mem", "net.core.netdev_budget",
 })
 
+# Kernel-wide keys outside net.* that a profile may set for a lab host with a kernel of its own (vm).
+KERNEL_WIDE_FS = frozenset({"fs.nr_open", "fs.file-max"})
+KERNEL_WIDE = HOST_GLOBAL_SYSCTLS | KERNEL_WIDE_FS
+PROFILE_ROOTS = ("net", "fs")
 
+
+def is_kernel_wide(key: str) -> bool:
+    """True for a key whose value is the whole kernel's, settable only on a host with its own kernel."""
+    return key in KERNEL_WIDE
 
 
 def check_key(key: object, roots: tuple[str, ...] = NAMESPACE_ROOTS) -> str:
@@ -46,10 +54,22 @@ def check_key(key: object, roots: tuple[str, ...] = NAMESPACE_ROOTS) -> str:
     return key
 
 
-def check_lab_key(key: object, roots: tuple[str, ...] = NAMESPACE_ROOTS) -> str:
-    """``check_key``, and refuse the net.* keys a child network namespace shares with the host."""
+def check_profile_key(key: object) -> str:
+    """A key a profile may name: a lab key, or a kernel-wide one (applied only where the lab host's kernel
+    is its own; namespace providers refuse it when the lab is made)."""
+    if isinstance(key, str) and key in KERNEL_WIDE:
+        return key
+    return check_lab_key(key)
+
+
+def check_lab_key(key: object, roots: tuple[str, ...] = NAMESPACE_ROOTS, own_kernel: bool = False) -> str:
+    """``check_key``, and refuse the net.* keys a child network namespace shares with the host (unless
+    the host's kernel is its own: then the kernel-wide keys are its settings)."""
+    if own_kernel and isinstance(key, str) and key in KERNEL_WIDE:
+        return key
     checked = check_key(key, roots)
     if roots == NAMESPACE_ROOTS and checked in HOST_GLOBAL_SYSCTLS:
         raise SysctlKeyError(f"{checked} is host-wide (read-only or absent in a lab namespace, shared by "
-                             "every namespace of the kernel); connlab never changes it silently")
+                             "every namespace of the kernel); connlab never changes it silently; it is a setting "
+                             "on a lab whose hosts have their own kernel (--lab-provider vm)")
     return checked

@@ -1,4 +1,4 @@
-"""Providers realise a topology as hosts: netns (default), docker, ssh, vagrant.
+"""Providers realise a topology as hosts: netns (default), docker, ssh, vagrant, vm.
 
 A provider is one module here with a class that meets ``base.Provider`` (make hosts,
 run commands, destroy, sweep what dead runs left, remove a kept lab) and one entry
@@ -23,6 +23,7 @@ class ProviderOptions:
     inventory: Path | None = None  # the ssh provider's hosts (YAML)
     vagrant_dir: Path | None = None  # the folder holding the Vagrantfile
     vagrant_provider: str = "docker"  # the provider vagrant makes the machines with
+    vm_kernel: str = ""  # the vm provider's guest kernel (a linux-image-* package); empty: the newest image
 
 
 def _netns(options: ProviderOptions) -> Provider:
@@ -45,8 +46,13 @@ def _vagrant(options: ProviderOptions) -> Provider:
     return VagrantProvider(options.vagrant_dir, options.vagrant_provider, options.docker_image)
 
 
+def _vm(options: ProviderOptions) -> Provider:
+    from .vm import VmProvider
+    return VmProvider(options.vm_kernel)
+
+
 _MAKERS: dict[str, Callable[[ProviderOptions], Provider]] = {
-    "netns": _netns, "docker": _docker, "ssh": _ssh, "vagrant": _vagrant}
+    "netns": _netns, "docker": _docker, "ssh": _ssh, "vagrant": _vagrant, "vm": _vm}
 PROVIDERS = tuple(_MAKERS)
 
 

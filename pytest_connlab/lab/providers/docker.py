@@ -40,6 +40,7 @@ class DockerHost:
     name: str
     docker_cli: str
     label: str = field(init=False)
+    local_pids = False  # popen() pids are not this machine's processes
 
     def __post_init__(self) -> None:
         self.label = f"{self.spec.name}({self.name})"

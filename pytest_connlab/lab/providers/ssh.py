@@ -41,6 +41,7 @@ class SshHost:
     agent_dir: str
     lab: str = ""  # the lab's name
     label: str = field(init=False)
+    local_pids = False  # popen() pids are not this machine's processes
 
     def __post_init__(self) -> None:
         self.label = f"{self.spec.name}({self.entry.user}@{self.entry.address})"

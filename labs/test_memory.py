@@ -1,0 +1,32 @@
+"""Memory folklore: "50K+ connections on 4 GB", "1 MB per connection on 16 GB", "2M connections".
+Measured in guests of a given size (the vm provider: a guest's RAM is the box's); elsewhere these
+skip, since namespaces share this machine's memory.
+"""
+import pytest
+
+
+def _check_ending(obs):
+    ev = obs.evidence
+    assert obs.observed > 1000, obs.explain()
+    assert ev["kernel_bytes_per_connection"], obs.explain()
+    # it ended by memory (an OOM kill the console reports, or the first persistent error), never by
+    # running out of the probe's bound or of client ports
+    assert not obs.ended_by.startswith("no error"), obs.explain()
+    if obs.ended_by.startswith("OOM kill"):
+        assert ev["console"]["oom_lines"], obs.explain()
+
+
+@pytest.mark.topology(clients=2, ips_per_client=4, memory="512M", client_memory="1536M")
+@pytest.mark.limit("memory_per_connection")
+def test_idle_connections_a_512_mb_server_holds(lab):
+    obs = lab.probe.memory_per_connection()
+    _check_ending(obs)
+    assert obs.evidence["mem_total"] < 512 * 2**20, obs.explain()
+
+
+@pytest.mark.topology(clients=2, ips_per_client=4, memory="1G", client_memory="1536M")
+@pytest.mark.limit("memory_per_connection")
+def test_idle_connections_a_1_gb_server_holds(lab):
+    obs = lab.probe.memory_per_connection()
+    _check_ending(obs)
+    assert 512 * 2**20 < obs.evidence["mem_total"] < 1024 * 2**20, obs.explain()
