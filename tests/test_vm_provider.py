@@ -58,9 +58,11 @@ def test_time_wait_and_backlog_on_vm_guests_observe_what_netns_observes(pytester
     before = host_sysctls()
     out = pytester.path / "vm.json"
     result = pytester.runpytest_subprocess(str(REPO / "labs"), "--lab=win2003", "--lab-provider=vm",
-                                           "-k", VM_SUBSET, f"--lab-json={out}", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=7)
+                                           "-k", VM_SUBSET, f"--lab-json={out}", "-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5, skipped=2)
     result.stdout.fnmatch_lines(["*on provider vm*qemu guests, kernel *"])
+    # guest kernel 6.1 has no tcp_tw_reuse_delay (this machine's 6.18 has): skipped, naming the key
+    result.stdout.fnmatch_lines(["*test_time_wait_reuse_never_runs_out*has no sysctl net.ipv4.tcp_tw_reuse_delay*"])
     run_id, rows = results(out)
     seen = {(r["test"].split("::")[-1].split("[")[0], r["profile"]): (r["observed"], r["ended_by"])
             for r in rows}
@@ -94,8 +96,9 @@ def test_guest(lab):
     uname = server.run(["uname", "-r"]).stdout.decode().strip()
     own = lab.server.start(["python3", "-c", SERVER], port=8080)
     held = lab.probe.hold(own, connections=25000, for_s=1, sources=list(client.addresses), deadline_s=600)
-    fds = server.run(["sh", "-c", "ls /proc/$(pgrep -o -f 'listen.4096')/fd | wc -l"]).stdout.decode()
-    limit = server.run(["sh", "-c", "grep 'open files' /proc/$(pgrep -o -f 'listen.4096')/limits"])
+    pid = own.process.proc.pid  # the guest's pid of the program (the provider's process wrapper execs it)
+    fds = server.run(["sh", "-c", f"ls /proc/{pid}/fd | wc -l"]).stdout.decode()
+    limit = server.run(["sh", "-c", f"grep 'open files' /proc/{pid}/limits"])
     open("guest.json", "w").write(json.dumps({"uname": uname, "fds": int(fds), "limits": limit.stdout.decode(),
                                              "held": held.established, "ramp_s": held.ramp_s}))
     assert held.established == 25000, held.explain()
@@ -131,7 +134,7 @@ def test_router_kernel_table(lab):
     assert obs.expected == 600 and obs.observed == 600, obs.explain()
     assert obs.ended_by == "ETIMEDOUT", obs.explain()
     assert table["conntrack_stats_drop"] > 0, obs.explain()
-    assert any("nf_conntrack: table full, dropping packet" in line for line in table["console"]), obs.explain()
+    assert any("nf_conntrack: table full, dropping packet" in line for line in table["kernel_log"]), obs.explain()
 """
 
 

@@ -15,6 +15,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from ..lab import pressure
 from ..lab.lab import Lab
+from ..profiles.limits import CATALOG
 from ..report.observation import Observation
 from . import (
     accept_overflow,
@@ -83,6 +84,9 @@ def _watched(lab: Lab, load: str, run: Callable[[], R]) -> R:
         lab.progress.done()
     lab.check_watchers()
     why = pressure.disturbance(before, pressure.read(hosts))
+    limit = CATALOG.get(getattr(result, "limit", ""))
+    if why and limit is not None and limit.pressure_is_the_limit:
+        why = ""  # the lab's own memory running out is the measurement (its hosts' kernels are their own)
     if why and hasattr(result, "disturbed"):
         result.disturbed = why
     if isinstance(result, Observation):

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 LIMIT = "accept_overflow"
 CHAIN = "late_final_acks"
 SYNACK_RETRY_S = 3.0  # SYN-ACK retransmissions come 1 s and 3 s after the SYN (initial RTO 1 s)
+# where a reset is expected, wait for it past the retransmissions at 7 and 15 s too: a slow host (a
+# software-CPU VM) may flush the drop rule after the 3 s one; the wait ends at the resets
+RESET_WAIT_S = 15.5
 
 
 def accept_overflow(lab: Lab, late: int = 4, backlog: int = 5) -> Observation:
@@ -37,7 +40,8 @@ def accept_overflow(lab: Lab, late: int = 4, backlog: int = 5) -> Observation:
     before = lab.server.observe(server.port)["counters"]
     start = time.monotonic()
     held = late_host.agent("burst", "--target", server.endpoint, "--sources", late_ip, "--count",
-                           str(late), "--settle", "1", "--hold", "120", "--check", str(SYNACK_RETRY_S + 0.5))
+                           str(late), "--settle", "1", "--hold", "120",
+                           "--check", str(RESET_WAIT_S if abort else SYNACK_RETRY_S + 0.5))
     late_states = held.expect("burst", timeout=30)["states"]
     fill = filler.agent("open", "--target", server.endpoint, "--sources", filler.address,
                         "--count", str(queue), "--timeout", "2", "--deadline", "30", "--hold", "120")

@@ -14,72 +14,164 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LabSetupError
-from ..report.observation import NO_ERROR, Observation
-from .common import expectation, observation, pin_measuring_server
-from .hold import hold, most_common_error
+from ..errors import AgentError, LabSetupError
+from ..report.observation import Observation
+from .common import expectation, observation
+from .hold import _start_clients, pin_hold_server, start_hold_server
+from .holdplan import plan_hold
 
 if TYPE_CHECKING:
     from ..lab.lab import Lab
+    from ..lab.providers.agentproc import AgentProcess
+    from ..lab.target import Target
 
 BYTES_FLOOR = 1500  # no idle connection costs less kernel memory than this: bounds the ramp
+PANIC_LINE = re.compile(r"Kernel panic[^\n]*")
+MEMORY_ENDINGS = ("OOM kill", "kernel panic", "tcp_mem")  # what ends a box that runs out of memory
 OOM_LINE = re.compile(r"Out of memory: Killed process \d+ \(([^)]*)\)[^\n]*")
 TCP_OOM_LINE = re.compile(r"TCP: out of memory[^\n]*")
 WIDE_PORTS = "1024 65535"
+SLAB_EVERY_S = 10.0
+EPOLL_WATCHES = "4194304"
+ABORT_ON_MEMORY = "TcpExtTCPAbortOnMemory"
 
 
 def _console_endings(text: str) -> dict[str, Any]:
     """What the guest's kernel said about memory on its console."""
     oom = OOM_LINE.findall(text)
-    return {"oom_killed": oom, "oom_lines": [m.group(0).strip() for m in OOM_LINE.finditer(text)][-3:],
+    return {"oom_killed": oom, "panic": [m.group(0).strip() for m in PANIC_LINE.finditer(text)][-2:],
+            "oom_lines": [m.group(0).strip() for m in OOM_LINE.finditer(text)][-3:],
             "tcp_out_of_memory": [m.group(0).strip() for m in TCP_OOM_LINE.finditer(text)][-3:]}
 
 
 def memory_per_connection(lab: Lab, deadline_s: float = 600.0, in_flight: int = 256,
-                          connect_timeout: float = 3.0) -> Observation:
+                          connect_timeout: float = 3.0, plateau_s: float = 20.0) -> Observation:
     """Ramp idle connections to a server with its own RAM until it can hold no more; report the peak,
-    how it ended (persistent error, OOM kill, deadline) and the kernel bytes per connection."""
+    how it ended (the OOM kill of the holder, no growth for ``plateau_s`` while clients keep
+    connecting, or the deadline) and the kernel bytes each connection cost the server."""
     if not lab.server.own_kernel:
         raise LabSetupError("memory_per_connection needs a server with its own RAM (--lab-provider vm); "
                             f"the {lab.provider.name} provider's hosts share this machine's memory")
-    limits = lab.server.agent_once("limits")
-    mem_total = int(limits.get("mem_total") or 0)
-    console = getattr(lab.server.host, "console_tail", None)
-    console_before = console(200_000) if console else ""
+    before = lab.server.agent_once("limits")
+    mem_total = int(before.get("mem_total") or 0)
+    console = getattr(lab.server.host, "console_tail", lambda limit: "")
+    console_before = console(200_000)
     bound = max(1000, mem_total // BYTES_FLOOR)
     for client in lab.clients:
         lab.set_sysctls(client, {"net.ipv4.ip_local_port_range": WIDE_PORTS})
     lab.conditions["client:net.ipv4.ip_local_port_range"] = f"{WIDE_PORTS} (enough ports to reach the RAM's limit)"
-    pin_measuring_server(lab)
-    exp = expectation(lab, "memory_per_connection", (None, "no documented figure: measured in a guest of "
-                                                     f"{mem_total // 2**20} MiB"))
-    start = time.monotonic()
-    result = hold(lab, connections=bound, for_s=1.0, in_flight=in_flight, timeout=connect_timeout,
-                  deadline_s=deadline_s)
-    duration = time.monotonic() - start
-    console_after = console(200_000) if console else ""
-    said = _console_endings(console_after[len(console_before):] if console_after.startswith(console_before)
-                            else console_after)
-    peak = max([count for _, count in result.samples] + [result.established])
-    if said["oom_killed"]:
-        ended_by = f"OOM kill ({said['oom_killed'][-1]})"
-    elif result.errors:
-        ended_by = most_common_error(result)
-    elif result.established >= bound:
-        ended_by = f"no error within {bound}"
+    # the epoll watch cap (4% of RAM) would end the agent's servers before memory does: out of the way
+    lab.pin("all", {"fs.epoll.max_user_watches": EPOLL_WATCHES}, "the agent's epoll must not end the ramp")
+    counters_before = lab.server.pressure()["counters"]
+    exp = expectation(lab, "memory_per_connection", (None, "no figure predicted: measured in a guest of "
+                                                     f"{mem_total // 2**20} MiB, which memory must end"),
+                      lab_endings=MEMORY_ENDINGS)
+    pin_hold_server(lab)
+    server = start_hold_server(lab, workers=1)
+    pairs = [(c.name, a) for c in lab.clients for a in c.addresses]
+    plan = plan_hold(bound, pairs, min(int(c.agent_once("limits")["budget"]) for c in lab.clients),
+                     int(before["budget"]))
+    clients, _ = _start_clients(lab, plan, server, in_flight, connect_timeout, deadline_s, 1.0, False)
+    ramp = _Ramp(time.monotonic(), int(before.get("slab") or 0))
+    ramp_end = ramp.run(lab, server, clients, deadline_s, plateau_s)
+    for proc in clients:
+        proc.stop()
+    try:
+        server.stop()
+    except AgentError:  # it died (the OOM killer): how is in the console
+        pass
+    said = _console_endings(console(200_000).removeprefix(console_before))
+    try:  # a guest that panicked (nothing left to kill) has no session to read from: the console tells
+        counters_after = lab.server.pressure()["counters"]
+        tcp_mem = lab.server.sysctls(["net.ipv4.tcp_mem"])["net.ipv4.tcp_mem"]
+    except Exception as exc:  # paramiko's SSHException, AgentError, OSError: the guest is gone
+        counters_after, tcp_mem = counters_before, f"unread: {type(exc).__name__}"
+    aborted = int(counters_after.get(ABORT_ON_MEMORY, 0)) - int(counters_before.get(ABORT_ON_MEMORY, 0))
+    detail = ramp_end
+    if said["panic"]:
+        ended, detail = "kernel panic", said["panic"][-1]
+    elif said["oom_killed"]:
+        ended, detail = "OOM kill", f"the OOM killer ended {', '.join(said['oom_killed'])}"
+    elif aborted > 0 or said["tcp_out_of_memory"]:
+        ended, detail = "tcp_mem", f"TCP out of memory: {aborted:,} connections aborted (tcp_mem {tcp_mem} pages)"
     else:
-        ended_by = NO_ERROR if not result.not_attempted else f"deadline {deadline_s:.0f} s"
-    per_conn = result.kernel_bytes_per_conn
+        ended = ramp_end
+    per_conn = ramp.bytes_per_connection
     evidence = {
-        "mem_total": mem_total, "mem_available_before": result.mem_available, "peak_held": peak,
-        "held_at_end": result.held_at_end, "kernel_bytes_per_connection": per_conn,
-        "console": said, "accelerator": getattr(lab.server.host, "accel", ""),
-        "samples": result.samples[-200:], "errors": result.errors,
+        "tcp_mem": tcp_mem, "aborted_on_memory": aborted, "ending": detail,
+        "mem_total": mem_total, "mem_available_before": int(before.get("mem_available") or 0),
+        "peak_held": ramp.peak, "kernel_bytes_per_connection": per_conn, "slab_samples": ramp.slab_samples,
+        "console": said, "accelerator": getattr(lab.server.host, "accel", ""), "layout": plan.describe(),
+        "samples": {"what": "connections the server held", "points": ramp.samples[-300:]},
         "projection_per_gib": int(2**30 / per_conn) if per_conn else None,
-        "how": (f"a {mem_total // 2**20} MiB server held at most {peak:,} idle connections; "
-                f"{ended_by}" + (f"; {per_conn:,.0f} B of kernel memory each" if per_conn else "")),
+        "how": (f"a {mem_total // 2**20} MiB server held at most {ramp.peak:,} idle connections; ended by "
+                f"{ended} ({detail})" + (f"; {per_conn:,.0f} B of the server's kernel memory each (Slab growth "
+                                           "over the ramp)" if per_conn else "")),
     }
     if getattr(lab.server.host, "accel", "") == "tcg":
         evidence["rates"] = "measured on TCG (qemu's software CPU): rates and times are slower than hardware"
-    return observation(lab, "memory_per_connection", exp, observed=peak, ended_by=ended_by, bound=bound,
-                       duration_s=duration, evidence=evidence)
+    return observation(lab, "memory_per_connection", exp, observed=ramp.peak, ended_by=ended, bound=bound,
+                       duration_s=time.monotonic() - ramp.start, evidence=evidence)
+
+
+class _Ramp:
+    """The server's count while the clients ramp: peak, samples, Slab growth per connection."""
+
+    def __init__(self, start: float, slab_before: int) -> None:
+        self.start = start
+        self.slab_before = slab_before
+        self.peak = 0
+        self.samples: list[tuple[float, int]] = []
+        self.slab_samples: list[tuple[int, int]] = []  # (connections held, Slab bytes)
+
+    @property
+    def bytes_per_connection(self) -> float | None:
+        """Slab growth per connection at the largest count it was read at (the server's kernel only:
+        the clients are other machines)."""
+        rising: list[tuple[int, int]] = []  # the samples while Slab grew with the count (after an OOM kill it falls)
+        for count, slab in self.slab_samples:
+            if rising and (count <= rising[-1][0] or slab <= rising[-1][1]):
+                break
+            rising.append((count, slab))
+        if len(rising) >= 2:
+            (c0, s0), (c1, s1) = rising[0], rising[-1]
+            return (s1 - s0) / (c1 - c0)
+        if rising and rising[0][0] and rising[0][1] > self.slab_before:
+            return (rising[0][1] - self.slab_before) / rising[0][0]
+        return None
+
+    def run(self, lab: Lab, server: Target, clients: list[AgentProcess], deadline_s: float,
+            plateau_s: float) -> str:
+        """Follow the ramp until it ends; return how."""
+        grew_at = slab_at = time.monotonic()
+        done: set[int] = set()
+        count = 0
+        while time.monotonic() - self.start < deadline_s:
+            try:
+                for event in server.process.events_within(0.5):  # type: ignore[union-attr]
+                    if event.get("event") == "progress":
+                        count = int(event["open"])
+            except AgentError:
+                return "the holding server died"
+            now = time.monotonic()
+            self.samples.append((round(now - self.start, 1), count))
+            if count > self.peak:
+                self.peak, grew_at = count, now
+            if now - slab_at > SLAB_EVERY_S and count > 0:
+                slab_at = now
+                try:
+                    self.slab_samples.append((count, int(lab.server.agent_once("limits", timeout=20)["slab"])))
+                except (AgentError, TimeoutError):
+                    pass
+            for i, proc in enumerate(clients):
+                try:
+                    if any(e.get("event") == "opened" for e in proc.events_within(0)):
+                        done.add(i)
+                except AgentError:
+                    done.add(i)
+            if len(done) == len(clients):
+                return "no error: every planned connection opened"
+            if self.peak and now - grew_at > plateau_s:
+                return f"no growth for {plateau_s:.0f} s while the clients kept connecting"
+            lab.progress.update(f"memory_per_connection: {count:,} held after {now - self.start:.0f} s")
+        return f"deadline {deadline_s:.0f} s"

@@ -64,11 +64,11 @@ def router_table(lab: Lab, target: Target | None = None, connect_timeout: float 
     if kernel_max and size == kernel_max:  # the kernel's own table: its drop counter and its console say so
         stats = router["conntrack_stats"] or {}
         dropped = stats.get("drop", 0) - stats_before.get("drop", 0)
-        tail = getattr(lab.router.host, "console_tail", lambda limit: "")(20_000)
-        table_full = [line.strip() for line in tail.splitlines() if "table full, dropping packet" in line][-2:]
+        log = lab.router.run(["dmesg"]).stdout.decode(errors="replace")  # the router's own kernel log
+        table_full = [line.strip() for line in log.splitlines() if "table full, dropping packet" in line][-2:]
         kernel = {"nf_conntrack_max": kernel_max, "conntrack_stats_drop": dropped,
                   "early_drop": stats.get("early_drop", 0) - stats_before.get("early_drop", 0),
-                  "console": table_full, "counted_by": "/proc/net/stat/nf_conntrack (the kernel's table)"}
+                  "kernel_log": table_full, "counted_by": "/proc/net/stat/nf_conntrack (the kernel's table)"}
     else:
         dropped = nft_counter(lab, lab.router, "table_full")
         kernel = {}

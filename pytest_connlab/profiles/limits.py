@@ -22,6 +22,7 @@ class Limit:
     hosts: tuple[int, int, bool] = (1, 1, False)  # the lab it needs: clients, IPs per client, a router
     takes_target: bool = False  # its probe can measure your own server (``target=``)
     needs_own_kernel: bool = False  # measurable only where a host's kernel and RAM are its own (vm)
+    pressure_is_the_limit: bool = False  # TCP memory pressure in the lab is what it measures, not a disturbance
 
 
 CATALOG: dict[str, Limit] = {limit.name: limit for limit in (
@@ -92,7 +93,7 @@ CATALOG: dict[str, Limit] = {limit.name: limit for limit in (
           frozenset({"net.ipv4.ip_local_port_range", "net.ipv4.ip_local_reserved_ports"}), hosts=(2, 10, False)),
     Limit("memory_per_connection",
           "How many idle connections a server with N MB of RAM holds before memory ends it, and what "
-          "each costs in kernel memory.", hosts=(2, 4, False), needs_own_kernel=True),
+          "each costs in kernel memory.", hosts=(2, 4, False), needs_own_kernel=True, pressure_is_the_limit=True),
     Limit("push_fanout",
           "How many long-lived HTTP clients (server push) receive every update the server pushes."),
 )}

@@ -25,7 +25,7 @@ HOST_GLOBAL_SYSCTLS = frozenset({
 })
 
 # Kernel-wide keys outside net.* that a profile may set for a lab host with a kernel of its own (vm).
-KERNEL_WIDE_FS = frozenset({"fs.nr_open", "fs.file-max"})
+KERNEL_WIDE_FS = frozenset({"fs.nr_open", "fs.file-max", "fs.epoll.max_user_watches"})
 KERNEL_WIDE = HOST_GLOBAL_SYSCTLS | KERNEL_WIDE_FS
 PROFILE_ROOTS = ("net", "fs")
 

@@ -44,7 +44,9 @@ class Observation:
 
     @property
     def value_matches(self) -> bool:
-        if self.expected is None:
+        if self.expected is None:  # no figure predicted: no error within the bound, or the predicted ending
+            if self.expected_ended_by and self.ended_by != NO_ERROR:
+                return self.ending_matches
             return self.ended_by == NO_ERROR and self.observed >= self.bound
         return self.observed == self.expected
 
@@ -74,7 +76,9 @@ class Observation:
         return f"{self.ended_by} ({wsa})" if wsa else self.ended_by
 
     def expected_text(self) -> str:
-        return "no limit" if self.expected is None else str(self.expected)
+        if self.expected is None:
+            return f"by {'/'.join(self.expected_ended_by)}" if self.expected_ended_by else "no limit"
+        return str(self.expected)
 
     def explain(self) -> str:
         """A few lines for an assertion message: what was expected, what the kernel did, and why."""
