@@ -37,7 +37,8 @@ def main() -> int:
         return 2
     print(f"machine: {describe()}")
     started = time.monotonic()
-    with standalone_lab(args.profile, clients=args.clients, ips_per_client=args.ips) as lab:
+    with standalone_lab(args.profile, clients=args.clients, ips_per_client=args.ips,
+                        connections=args.connections) as lab:
         up_s = time.monotonic() - started
         run_id = lab.run_id
         r = lab.probe.hold(connections=args.connections, for_s=args.hold, in_flight=args.in_flight)

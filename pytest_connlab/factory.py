@@ -33,7 +33,8 @@ class LabFactory:
             self.provider.check()
             self._checked = True
         knobs = profile.knobs()
-        topology = plan(request, self.allocator, knobs.birth if self.provider.applies_birth else None)
+        birth = request.sized_birth(knobs.birth) if self.provider.applies_birth else None
+        topology = plan(request, self.allocator, birth)
         name = str(LabName(self.run_id, self.worker, next(self._seq)))
         try:
             hosts = self.provider.realise(topology, name)

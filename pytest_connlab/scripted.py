@@ -28,10 +28,11 @@ from .report.progress import StderrProgress
 def standalone_lab(profile: str, clients: int = 1, ips_per_client: int = 1, router: bool = False,
                    labs_dir: Path | None = None, provider: str = "netns",
                    options: ProviderOptions | None = None, extra_dirs: list[Path] | None = None,
-                   ) -> Iterator[ProbedLab]:
+                   connections: int | None = None) -> Iterator[ProbedLab]:
     """Build one lab of ``profile`` from ``labs_dir`` (or the shipped profiles: ``labs/`` in a
     checkout, ``pytest_connlab/labs`` in a wheel) and ``extra_dirs`` (your own, which shadow
-    shipped ones); tear it down when the block ends."""
+    shipped ones); tear it down when the block ends. ``connections``: a scale lab's planned
+    count (each namespace its own TCP hash, see TopologyRequest)."""
     labs_dir = labs_dir or builtin_dir()
     profiles = discover([*(extra_dirs or []), labs_dir])
     if profile not in profiles:
@@ -40,7 +41,8 @@ def standalone_lab(profile: str, clients: int = 1, ips_per_client: int = 1, rout
     lock = RunLock(new_run_id()).acquire()
     factory = LabFactory(get_provider(provider, options or ProviderOptions()), lock.run_id, "main", worker_slice(0, 1))
     try:
-        lab = factory.build(profiles[profile], TopologyRequest(clients, ips_per_client, router))
+        lab = factory.build(profiles[profile], TopologyRequest(clients, ips_per_client, router,
+                                                                     connections=connections))
         lab.progress = StderrProgress()
         yield lab
     finally:

@@ -7,6 +7,11 @@ source IP has its own port range per destination), and keeps each established
 connection as a bare descriptor (4 bytes), not a Python object. A source that
 answers EADDRNOTAVAIL has run out of ports toward this destination and is dropped.
 
+The ramp needs no epoll: a second ``connect()`` on a pending socket answers for it (0 or
+EISCONN once connected, EALREADY while the handshake is on, else the error that ended it),
+so each pass asks every connect in flight once and sleeps a millisecond only when none of
+them moved. Held connections enter an epoll only when they subscribe.
+
 With ``subscribe`` each connection asks ``GET /events`` and records, for every
 update the server pushes, the time from the push's start to its arrival here.
 """
@@ -30,6 +35,7 @@ from .limits import raise_nofile_to_hard
 SUBSCRIBE = b"GET /events HTTP/1.1\r\nHost: lab\r\nAccept: text/event-stream\r\n\r\n"
 REPORT_EVERY_S = 0.25
 RUN_PER_SOURCE = 32  # connects started from one source before moving to the next
+IDLE_WAIT_S = 0.001  # a pass where no connect in flight moved waits this long before the next
 NO_MORE_SOCKETS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
@@ -105,7 +111,7 @@ class Ramp:
             return
         new_socket, family, kind = _socket.socket, socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK
         level, no_port, target = socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, self.target
-        register, pending, out = self.ep.register, self.pending, select.EPOLLOUT
+        pending = self.pending
         stamp = time.monotonic()
         while room > 0 and self.more_to_start:
             src = self.order[self._turn % len(self.order)]
@@ -129,9 +135,7 @@ class Ramp:
                     code = exc.errno or errno.EINVAL
                 started += 1
                 if code == errno.EINPROGRESS or code == 0:
-                    fd = sock.fileno()
-                    register(fd, out)
-                    pending[fd] = (sock, stamp)
+                    pending[sock.fileno()] = (sock, stamp)
                     continue
                 sock.close()
                 self.errors[name_of(code)] += 1
@@ -146,41 +150,41 @@ class Ramp:
                 self._drop_source(src)
 
     def finish_ready(self, wait_s: float) -> None:
-        """Collect connects that ended: keep the established ones as bare descriptors."""
-        pending, held, unregister = self.pending, self.held, self.ep.unregister
-        failed = select.EPOLLERR | select.EPOLLHUP
-        for fd, events in self.ep.poll(wait_s, 4096):
-            item = pending.pop(fd, None)
-            if item is None:  # a held, subscribed connection has data
-                if self.updates is not None:
-                    self.updates.handle(self, fd)
-                continue
-            sock = item[0]
-            if events & failed:  # the connect failed; only then ask why
-                unregister(fd)
-                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        """Ask each pending connect once how it went; keep the established ones as bare
+        descriptors. When none moved, wait up to ``wait_s`` (at most IDLE_WAIT_S) before the
+        next pass; a subscriber's updates are read on the way."""
+        pending, held, target = self.pending, self.held, self.target
+        done = []
+        for fd, (sock, _) in pending.items():
+            code = sock.connect_ex(target)
+            if code != errno.EALREADY and code != errno.EINPROGRESS:
+                done.append((fd, sock, code))
+        for fd, sock, code in done:
+            del pending[fd]
+            if code != 0 and code != errno.EISCONN:
                 sock.close()
-                self.errors[name_of(code or errno.ECONNRESET)] += 1
+                self.errors[name_of(code)] += 1
                 continue
             if self.subscribe:
-                self.ep.modify(fd, select.EPOLLIN | select.EPOLLRDHUP)
                 try:
                     sock.send(SUBSCRIBE)
                 except OSError as exc:
-                    unregister(fd)
                     sock.close()
                     self.errors[name_of(exc.errno or 0)] += 1
                     continue
-            else:
-                unregister(fd)
+                self.ep.register(fd, select.EPOLLIN | select.EPOLLRDHUP)
             held.append(sock.detach())
+        if self.updates is not None and held:
+            for fd, _ in self.ep.poll(0, 4096):
+                self.updates.handle(self, fd)
+        if not done and wait_s > 0:
+            time.sleep(min(wait_s, IDLE_WAIT_S))
 
     def expire(self) -> None:
         """Give up on connects pending longer than ``timeout`` (their SYNs got no answer)."""
         now = time.monotonic()
         for fd in [fd for fd, (_, t0) in self.pending.items() if now - t0 > self.timeout]:
             sock, _ = self.pending.pop(fd)
-            self.ep.unregister(fd)
             sock.close()
             self.errors["ETIMEDOUT"] += 1
 

@@ -2,8 +2,8 @@
 
 Each worker has its own listener on the same port, an epoll, and a byte per
 descriptor saying whether it is held (1) or subscribed to updates (2): it notices
-a peer's close at once, so its count of open connections is the server-side
-truth. In ``push`` mode a connection that sends a request gets a
+a peer's close within a wake-up (PACE_S), so its count of open connections is the
+server-side truth. In ``push`` mode a connection that sends a request gets a
 ``text/event-stream`` answer and stays open; on the controller's ``push`` command
 every worker writes the update to all its subscribers and reports how it went.
 """
@@ -25,6 +25,7 @@ STREAM_HEADERS = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-
                   b"Connection: keep-alive\r\n\r\n")
 HELD, SUBSCRIBED = 1, 2
 REPORT_EVERY_S = 0.25
+PACE_S = 0.01  # the nap after a busy wake-up outside push mode: the accept queue (65535) absorbs it
 EVENTS = select.EPOLLIN | select.EPOLLRDHUP
 
 
@@ -85,16 +86,21 @@ class Hub:
             self.state[fd] = SUBSCRIBED
 
     def serve(self, wait_s: float, commands_fd: int) -> bool:
-        """Accept and read for up to ``wait_s``; True when the controller's commands wait."""
+        """Accept and read for up to ``wait_s``; True when the controller's commands wait. Outside
+        push mode a wake-up that found work is followed by a PACE_S nap, so the next one finds
+        many connections queued (a wake-up costs the same for one as for thousands)."""
         lfd = self.listener.fileno()
         commands = False
-        for fd, _ in self.ep.poll(wait_s, 4096):
+        events = self.ep.poll(wait_s, 4096)
+        for fd, _ in events:
             if fd == lfd:
                 self.accept_all()
             elif fd == commands_fd:
                 commands = True
             elif self.state[fd]:
                 self.readable(fd)
+        if events and not commands and not self.push:
+            time.sleep(PACE_S)
         return commands
 
     def fan_out(self, seq: int, sent_ns: int) -> dict[str, int]:

@@ -10,6 +10,9 @@ from .memory import MAX_VCPUS, parse_memory
 
 MAX_CLIENTS = 64
 MAX_IPS_PER_CLIENT = 256
+MAX_CONNECTIONS = 10_000_000
+TCP_HASH_KEY = "net.ipv4.tcp_child_ehash_entries"
+MAX_TCP_HASH = 1 << 24  # the kernel's ceiling for tcp_child_ehash_entries
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class TopologyRequest:
     memory: str | int | None = None  # the server's (and router's) RAM on providers with their own ("1G")
     client_memory: str | int | None = None  # each client's RAM there
     vcpus: int = 1  # each host's virtual CPUs there
+    connections: int | None = None  # a scale lab's planned connections: namespaces get a TCP hash of their own
 
     def __post_init__(self) -> None:
         for name, value, top in (("clients", self.clients, MAX_CLIENTS),
@@ -35,6 +39,22 @@ class TopologyRequest:
                 parse_memory(getattr(self, name), name)
         if not isinstance(self.vcpus, int) or isinstance(self.vcpus, bool) or not 1 <= self.vcpus <= MAX_VCPUS:
             raise ValueError(f"vcpus must be an integer from 1 to {MAX_VCPUS}, got {self.vcpus!r}")
+        if self.connections is not None and (not isinstance(self.connections, int) or isinstance(
+                self.connections, bool) or not 1 <= self.connections <= MAX_CONNECTIONS):
+            raise ValueError(f"connections must be an integer from 1 to {MAX_CONNECTIONS:,}, "
+                             f"got {self.connections!r}")
+
+    def sized_birth(self, birth: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        """``birth`` with, for a scale lab (``connections``), a TCP hash of each host's own sized for
+        what it holds (the server all of them, a client its share), where the profile sets none:
+        the lab's namespaces then stop sharing the machine's one table."""
+        if self.connections is None:
+            return birth
+        sized = {role: dict(values) for role, values in birth.items()}
+        for role, count in (("server", self.connections), ("client", -(-self.connections // self.clients))):
+            entries = min(MAX_TCP_HASH, 1 << max(7, (count - 1).bit_length()))
+            sized.setdefault(role, {}).setdefault(TCP_HASH_KEY, str(entries))
+        return sized
 
     def memory_mb(self, role: str) -> int:
         """The RAM asked for a host of ``role`` (0: the provider's default)."""

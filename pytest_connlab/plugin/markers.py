@@ -16,8 +16,10 @@ from ..profiles.limits import LIMITS
 from ..profiles.profile import Profile
 
 MARKERS = {
-    "topology": "topology(clients=1, ips_per_client=1, router=False, memory=None, client_memory=None, vcpus=1): "
-                "the lab hosts this test needs (memory and vcpus: on providers whose hosts have their own, vm)",
+    "topology": "topology(clients=1, ips_per_client=1, router=False, memory=None, client_memory=None, vcpus=1, "
+                "connections=None): the lab hosts this test needs (memory and vcpus: on providers whose hosts "
+                "have their own, vm; connections: a scale lab's planned count, each namespace then gets a TCP "
+                "hash of its own sized for it)",
     "settings": "settings(sysctl={...}, windows={...}, emulated={...}, rlimit={'nofile': N}): "
                 "settings applied on top of the lab profile (windows and emulated both take "
                 "emulated settings, e.g. Tcpip.MaxUserPort)",
@@ -63,7 +65,7 @@ def _only_kwargs(item: pytest.Item, name: str) -> dict[str, Any]:
 def topology_of(item: pytest.Item) -> TopologyRequest:
     """The test's TopologyRequest; a UsageError names the test and the bad argument."""
     kwargs = _only_kwargs(item, "topology")
-    known = ("clients", "ips_per_client", "router", "memory", "client_memory", "vcpus")
+    known = ("clients", "ips_per_client", "router", "memory", "client_memory", "vcpus", "connections")
     unknown = set(kwargs) - set(known)
     if unknown:
         raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.topology: unknown argument "

@@ -21,7 +21,7 @@ REDELIVERY_DELAY_S = 0.01
 
 class TerminateAsInterrupt:
     """SIGTERM handler: in pytest's own process, raise KeyboardInterrupt so labs are torn down
-    as on Ctrl-C. A forked child (pyroute2 forks helpers and stops them with SIGTERM) inherits
+    as on Ctrl-C. A forked child (a library's helper, or a fork before exec) inherits
     the handler; there it must die as by default, never unwind into a copy of pytest."""
 
     def __init__(self) -> None:

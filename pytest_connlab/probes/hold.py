@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 SAMPLE_EVERY_S = 0.5
 PROGRESS_EVERY_S = 2.0
+HOLD_BACKLOG = 65535  # the hold server's listen() backlog and the server's queues, so a paced server drops nothing
+LISTEN_OVERFLOWS, SYN_RETRANSMITS = "TcpExtListenOverflows", "TcpExtTCPSynRetrans"
 
 
 @dataclass
@@ -56,6 +58,8 @@ class HoldResult:
     release_s: float = 0.0  # closing every connection and stopping the processes
     conditions: dict[str, str] = field(default_factory=dict)
     disturbed: str = ""  # why the host distorted this hold ("": it did not); see lab.pressure
+    listen_overflows: int = 0  # the server kernel's TcpExtListenOverflows over the ramp: SYNs a full queue dropped
+    syn_retransmits: int = 0  # the clients' TcpExtTCPSynRetrans over the ramp: SYNs sent again after no answer
 
     @property
     def memory_measured(self) -> bool:
@@ -97,7 +101,9 @@ class HoldResult:
                  f"  client side held {self.client_held}; errors: {errs}"
                  + (f"; sources out of ports: {', '.join(self.exhausted_sources)}"
                     if self.exhausted_sources else "")
-                 + (f"; never attempted {self.not_attempted}" if self.not_attempted else "")]
+                 + (f"; never attempted {self.not_attempted}" if self.not_attempted else ""),
+                 f"  queues: {self.listen_overflows} listen overflows on the server, "
+                 f"{self.syn_retransmits} SYN retransmits by the clients"]
         if self.kernel_bytes is not None and not self.memory_measured:
             lines.append(f"  memory per connection: not measurable (Slab changed by {self.kernel_bytes:,} B "
                          f"over {self.established:,} connections: other work on the host moved it)")
@@ -178,7 +184,7 @@ def _capacity(lab: Lab, sources: list[tuple[str, str]]) -> int:
 
 def pin_hold_server(lab: Lab) -> None:
     """Queues the ramp cannot overflow: the limit held is the point, not SYN-flood handling."""
-    lab.pin("server", {"net.core.somaxconn": "4096", "net.ipv4.tcp_max_syn_backlog": "8192"},
+    lab.pin("server", {"net.core.somaxconn": str(HOLD_BACKLOG), "net.ipv4.tcp_max_syn_backlog": str(HOLD_BACKLOG)},
             "a fast ramp must not overflow the accept or SYN queue", override=True)
 
 
@@ -204,8 +210,10 @@ def hold(lab: Lab, target: Target | None = None, connections: int = 10_000, for_
                                           subscribe)
     if before["pss"] is not None:
         before["pss"] += clients_pss
+    queues_before = _queue_counters(lab, clients=list(plan.clients))
     start = time.monotonic()
     result = _ramp(lab, plan, clients, counter, start, deadline_s, connections)
+    queues = {k: v - queues_before[k] for k, v in _queue_counters(lab, clients=list(plan.clients)).items()}
     after = _memory(lab, target, own_server)
     if after["pss"] is not None:
         after["pss"] += result["clients_pss"]
@@ -240,12 +248,20 @@ def hold(lab: Lab, target: Target | None = None, connections: int = 10_000, for_
         user_bytes=after["pss"] - before["pss"] if before["pss"] is not None and after["pss"] is not None
         else None,
         user_bytes_total=after["pss"], mem_available=before["mem_available"],
-        release_s=round(release_s, 2), conditions={k: v for k, v in lab.conditions.items()})
+        release_s=round(release_s, 2), conditions={k: v for k, v in lab.conditions.items()},
+        listen_overflows=queues[LISTEN_OVERFLOWS], syn_retransmits=queues[SYN_RETRANSMITS])
+
+
+def _queue_counters(lab: Lab, clients: list[str]) -> dict[str, int]:
+    """The server's listen overflows and the clients' SYN retransmits, now (their namespaces' counters)."""
+    server = lab.server.pressure()["counters"].get(LISTEN_OVERFLOWS, 0)
+    retransmits = sum(lab.hosts[name].pressure()["counters"].get(SYN_RETRANSMITS, 0) for name in clients)
+    return {LISTEN_OVERFLOWS: int(server), SYN_RETRANSMITS: int(retransmits)}
 
 
 def start_hold_server(lab: Lab, workers: int, push: bool = False) -> Target:
     """The agent's hold server: ``workers`` processes on one port."""
-    args = ["hold-server", "--workers", str(workers), "--backlog", "4096", "--max-seconds", "3600"]
+    args = ["hold-server", "--workers", str(workers), "--backlog", str(HOLD_BACKLOG), "--max-seconds", "3600"]
     proc = lab.server.agent(*args, *(["--push"] if push else []))
     ready = proc.expect("ready", timeout=60)
     return Target(lab.server, lab.server.address, int(ready["port"]), proc, ready)

@@ -1,28 +1,35 @@
-"""The default provider: each host a Linux network namespace, made with pyroute2.
+"""The default provider: each host a Linux network namespace.
 
 Every namespace is named ``<prefix>-<host>`` where the prefix carries the run id.
 A segment is a bridge in its own namespace (``<prefix>-<segment>``); each host
 joins it by a veth whose ends are created directly inside the two namespaces,
 so nothing is ever created in, or changed in, the host's own namespace.
+Namespaces are made by threads of this process (:mod:`nsthread`, no fork) and wired
+by one rtnetlink batch per namespace (:mod:`rtnl`), interface indexes fixed at creation;
+teardown kills what runs in all of a lab's namespaces after one scan of /proc.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...agent import sysctl
 from ...errors import ProviderUnavailable
 from ...profiles.sysctlkeys import check_lab_key
 from ..names import LabName
 from ..topology import HostSpec, Topology
-from . import nsexec
+from . import nsexec, nsthread, rtnl
 from .base import Host, Spare, local_agent_argv
 
 # What a namespace made with birth sysctls was born with (tcp_child_ehash_entries shrinks these).
 BIRTH_REPORT = ("net.ipv4.tcp_ehash_entries", "net.ipv4.tcp_max_tw_buckets", "net.ipv4.tcp_max_syn_backlog")
+# Interface indexes chosen at creation, above those a new namespace's own devices take (lo is 1;
+# fallback tunnels such as tunl0 or sit0 take the next ones where their modules are loaded).
+BRIDGE_INDEX = 1000  # br0 in a segment's namespace; its ports follow it
+NIC_INDEX = 1000  # a host's first NIC; its others follow it
 CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21
 
@@ -73,102 +80,88 @@ class NetnsProvider:
             raise ProviderUnavailable(
                 "connlab: the netns provider needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) "
                 "to create network namespaces; run pytest as root or pick another --lab-provider")
-        try:
-            import pyroute2  # noqa: F401
-        except ImportError:
-            raise ProviderUnavailable("connlab: the netns provider needs pyroute2 "
-                                      "(pip install pyroute2)") from None
 
     def realise(self, topology: Topology, prefix: str) -> list[Host]:
-        from pyroute2 import netns
+        """Make the namespaces from threads (no fork), then wire each with one netlink batch:
+        the segment's bridge and veths (peers made directly in the hosts), then each host's
+        addresses, links and routes."""
         made: list[str] = []
-        creator = os.getpid()
         hosts = [NetnsHost(spec, f"{prefix}-{spec.name}") for spec in topology.hosts]
+        segment_fds: dict[str, int] = {}
         try:
-            for name in (f"{prefix}-{seg}" for seg in topology.segments):
-                netns.create(name)
+            for seg in topology.segments:
+                name = f"{prefix}-{seg}"
                 made.append(name)
+                nsthread.create(name)
+                segment_fds[seg] = os.open(nsexec.NETNS_DIR / name, os.O_RDONLY | os.O_CLOEXEC)
             for host in hosts:
+                made.append(host.ns_name)
                 if host.spec.birth:
-                    made.append(host.ns_name)
-                    self._create_from_parent(f"{prefix}-{host.spec.nics[0].segment}", host)
+                    self._create_from_parent(segment_fds[host.spec.nics[0].segment], host)
                 else:
-                    netns.create(host.ns_name)
-                    made.append(host.ns_name)
+                    nsthread.create(host.ns_name)
                 host.ns_fd = os.open(host.ns_path, os.O_RDONLY | os.O_CLOEXEC)
-            for seg, subnet in topology.segments.items():
-                self._wire_segment(f"{prefix}-{seg}", seg, subnet.prefixlen, hosts)
+            for seg in topology.segments:
+                self._wire_segment(f"{prefix}-{seg}", segment_fds[seg], seg, hosts)
             for host in hosts:
-                self._route(host)
+                self._configure_host(host, topology)
         except BaseException:
-            if os.getpid() == creator:  # never from a forked helper that unwound into here
-                self._remove(made, hosts)
+            self._remove(made, hosts)
             raise
+        finally:
+            for fd in segment_fds.values():
+                os.close(fd)
         return list(hosts)
 
     @staticmethod
-    def _create_from_parent(parent_ns: str, host: NetnsHost) -> None:
-        """Create ``host``'s namespace from inside ``parent_ns`` with the birth sysctls set there
-        (tcp_child_ehash_entries is read from the creator's namespace), then read back what the
-        new namespace was born with."""
-        for key in dict(host.spec.birth):
+    def _create_from_parent(parent_fd: int, host: NetnsHost) -> None:
+        """Create ``host``'s namespace from inside its segment's namespace with the birth sysctls
+        set there (tcp_child_ehash_entries is read from the creator's namespace), then read back
+        what the new namespace was born with: all on one thread, no process started."""
+        birth = dict(host.spec.birth)
+        for key in birth:
             check_lab_key(key)
-        parent_fd = os.open(str(nsexec.NETNS_DIR / parent_ns), os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            def in_parent(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
-                return subprocess.run(argv, preexec_fn=nsexec.entering(parent_fd), capture_output=True,
-                                      timeout=30)
-            setting = in_parent(local_agent_argv(["sysctl", "--set", json.dumps(dict(host.spec.birth))]))
-            reply = json.loads(setting.stdout.splitlines()[0]) if setting.stdout.strip() else {}
-            if setting.returncode or reply.get("error"):
-                raise RuntimeError(f"{host.label}: birth sysctls {dict(host.spec.birth)}: "
-                                   f"{(setting.stdout + setting.stderr).decode(errors='replace')}")
-            made = in_parent(["ip", "netns", "add", host.ns_name])
-            if made.returncode:
-                raise RuntimeError(f"{host.label}: ip netns add: {made.stderr.decode(errors='replace')}")
-        finally:
-            os.close(parent_fd)
-        host_fd = os.open(host.ns_path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            read = subprocess.run(local_agent_argv(["sysctl", "--get", *BIRTH_REPORT]),
-                                  preexec_fn=nsexec.entering(host_fd), capture_output=True, timeout=30)
-            host.birth_report = json.loads(read.stdout.splitlines()[0])["values"]
-        finally:
-            os.close(host_fd)
+
+        def born() -> dict[str, str | None]:
+            reply = sysctl.apply(birth)
+            if reply.get("error"):
+                raise RuntimeError(f"{host.label}: birth sysctls {birth}: {reply['error']}")
+            nsthread.create_here(host.ns_name)
+            report: dict[str, str | None] = {}
+            for key in BIRTH_REPORT:
+                try:
+                    report[key] = sysctl.read(key)
+                except (OSError, ValueError):
+                    report[key] = None
+            return report
+        host.birth_report = nsthread.run_in(parent_fd, born)
 
     @staticmethod
-    def _route(host: NetnsHost) -> None:
-        if not host.spec.routes:
-            return
-        from pyroute2 import IPRoute
-        with IPRoute(netns=host.ns_name, groups=0) as ipr:
-            for dst, gateway in host.spec.routes:
-                ipr.route("add", dst=dst, gateway=gateway)
-
-    def _wire_segment(self, switch_ns: str, segment: str, prefixlen: int,
-                      hosts: list[NetnsHost]) -> None:
-        from pyroute2 import IPRoute
-        with IPRoute(netns=switch_ns, groups=0) as sw:
-            sw.link("add", ifname="br0", kind="bridge")
-            bridge = sw.link_lookup(ifname="br0")[0]
-            sw.link("set", index=bridge, state="up")
-            for i, host in enumerate(hosts):
-                for nic in (n for n in host.spec.nics if n.segment == segment):
-                    port = f"p{i}{nic.name}"[:15]
-                    sw.link("add", ifname=port, kind="veth",
-                            peer={"ifname": nic.name, "net_ns_fd": host.ns_fd})
-                    sw.link("set", index=sw.link_lookup(ifname=port)[0], master=bridge, state="up")
-                    self._address_nic(host, nic.name, nic.addresses, prefixlen)
+    def _wire_segment(switch_ns: str, switch_fd: int, segment: str, hosts: list[NetnsHost]) -> None:
+        """One batch in the segment's namespace: its bridge, and a veth per host NIC on it whose
+        host end is made inside the host's namespace with the index the host's batch uses."""
+        batch = rtnl.Batch(switch_ns)
+        batch.bridge(BRIDGE_INDEX, "br0")
+        port = BRIDGE_INDEX
+        for i, host in enumerate(hosts):
+            for j, nic in enumerate(host.spec.nics):
+                if nic.segment == segment:
+                    port += 1
+                    batch.veth(port, f"p{i}{nic.name}"[:15], BRIDGE_INDEX, NIC_INDEX + j, nic.name, host.ns_fd)
+        batch.send(switch_fd)
 
     @staticmethod
-    def _address_nic(host: NetnsHost, ifname: str, addresses: tuple[str, ...], prefixlen: int) -> None:
-        from pyroute2 import IPRoute
-        with IPRoute(netns=host.ns_name, groups=0) as ipr:
-            index = ipr.link_lookup(ifname=ifname)[0]
-            for address in addresses:
-                ipr.addr("add", index=index, address=address, prefixlen=prefixlen)
-            ipr.link("set", index=index, state="up")
-            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+    def _configure_host(host: NetnsHost, topology: Topology) -> None:
+        """One batch in the host's namespace: addresses, NICs and lo up, routes."""
+        batch = rtnl.Batch(host.label)
+        for j, nic in enumerate(host.spec.nics):
+            for address in nic.addresses:
+                batch.address(NIC_INDEX + j, address, topology.segments[nic.segment].prefixlen)
+            batch.up(NIC_INDEX + j, nic.name)
+        batch.up(rtnl.LOOPBACK_INDEX, "lo")
+        for dst, gateway in host.spec.routes:
+            batch.route(dst, gateway)
+        batch.send(host.ns_fd)
 
     def destroy(self, hosts: list[Host]) -> None:
         """Remove the hosts' namespaces and the segment namespaces of their lab."""
@@ -182,16 +175,13 @@ class NetnsProvider:
         """Remove the namespaces of labs the reaper does not spare."""
         removed = {lab: names for lab, names in lab_namespaces().items() if not spare(lab)}
         if not dry_run:
-            for names in removed.values():
-                for name in names:
-                    remove_namespace(name)
+            remove_namespaces([name for names in removed.values() for name in names])
         return removed
 
     def remove(self, lab: LabName) -> list[str]:
         """Remove the namespaces of ``lab`` (its hosts' and its segments')."""
         names = lab_namespaces().get(lab, [])
-        for name in names:
-            remove_namespace(name)
+        remove_namespaces(names)
         return names
 
     @staticmethod
@@ -200,8 +190,7 @@ class NetnsProvider:
             if isinstance(host, NetnsHost) and host.ns_fd >= 0:
                 os.close(host.ns_fd)
                 host.ns_fd = -1
-        for name in ns_names:
-            remove_namespace(name)
+        remove_namespaces(ns_names)
 
     def describe_access(self, host: Host) -> str:
         return f"ip netns exec {getattr(host, 'ns_name', host.label)} bash"
@@ -219,11 +208,11 @@ def lab_namespaces() -> dict[LabName, list[str]]:
 
 def remove_namespace(name: str) -> None:
     """Kill what runs in a namespace, then unmount and delete its name (its links go with it)."""
-    from pyroute2 import netns
-    path = nsexec.NETNS_DIR / name
-    nsexec.kill_all_in(path)
-    try:
-        netns.remove(name)
-    except (FileNotFoundError, OSError):
-        if path.exists():
-            raise
+    remove_namespaces([name])
+
+
+def remove_namespaces(names: Sequence[str]) -> None:
+    """Kill what runs in the namespaces (one scan of /proc), then unmount and delete their names."""
+    nsexec.kill_all_in(*(nsexec.NETNS_DIR / name for name in names))
+    for name in names:
+        nsthread.delete(name)

@@ -31,25 +31,35 @@ def namespace_id(path: Path | str) -> tuple[int, int]:
 
 def pids_in(ns_path: Path) -> list[int]:
     """Every process whose network namespace is ``ns_path``."""
-    try:
-        target = namespace_id(ns_path)
-    except FileNotFoundError:
-        return []
-    pids = []
+    return pids_by_namespace([ns_path]).get(ns_path, [])
+
+
+def pids_by_namespace(ns_paths: list[Path]) -> dict[Path, list[int]]:
+    """The processes in each of ``ns_paths``, from one scan of /proc."""
+    targets = {}
+    for path in ns_paths:
+        try:
+            targets[namespace_id(path)] = path
+        except FileNotFoundError:
+            continue
+    found: dict[Path, list[int]] = {}
+    if not targets:
+        return found
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            if namespace_id(f"/proc/{entry}/ns/net") == target:
-                pids.append(int(entry))
+            match = targets.get(namespace_id(f"/proc/{entry}/ns/net"))
         except (FileNotFoundError, PermissionError, ProcessLookupError):
             continue
-    return pids
+        if match is not None:
+            found.setdefault(match, []).append(int(entry))
+    return found
 
 
-def kill_all_in(ns_path: Path) -> int:
-    """SIGKILL every process in the namespace; return how many were signalled."""
-    pids = [p for p in pids_in(ns_path) if p != os.getpid()]
+def kill_all_in(*ns_paths: Path) -> int:
+    """SIGKILL every process in the namespaces; return how many were signalled."""
+    pids = [p for found in pids_by_namespace(list(ns_paths)).values() for p in found if p != os.getpid()]
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)

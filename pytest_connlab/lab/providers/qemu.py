@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -26,6 +27,7 @@ QEMU = "qemu-system-x86_64"
 CPU_MODEL = "qemu64"  # a named model: -cpu host aborts under this machine's nested KVM
 DEFAULT_MEMORY_MB = 384
 READY_LINE = b"connlab-init: ready"
+MAX_SKIPPED = 1 << 20  # bytes an ended session may have left in the control port
 
 
 def accelerator() -> str:
@@ -148,11 +150,28 @@ class Guest:
         raise ProviderUnavailable(f"connlab: guest {self.paths.name} was not ready in time; console: "
                                   f"{self.console_tail(800)}")
 
-    def control_socket(self, timeout: float = 10.0) -> socket.socket:
-        """A connection to the guest's control port, where its sshd answers."""
+    def control_socket(self, timeout: float = 60.0) -> socket.socket:
+        """A connection to the guest's control port where a new sshd answers next: the hello with a
+        fresh nonce, then everything up to the guest's answer with that nonce is skipped (what an
+        ended session left in the port on either side)."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
-        sock.connect(str(self.paths.control))
+        try:
+            sock.connect(str(self.paths.control))
+            nonce = secrets.token_hex(8).encode()
+            sock.sendall(b"\nCONNLAB-HELLO " + nonce + b"\n")
+            expected, tail, skipped = b"CONNLAB-READY " + nonce + b"\n", b"", 0
+            deadline = time.monotonic() + timeout
+            while tail != expected:  # byte by byte: what follows is sshd's, never read here
+                if time.monotonic() > deadline or skipped > MAX_SKIPPED:
+                    raise OSError(f"{self.paths.control}: the guest did not answer the hello")
+                byte = sock.recv(1)
+                if not byte:
+                    raise OSError(f"{self.paths.control}: the guest closed its control port")
+                tail, skipped = (tail + byte)[-len(expected):], skipped + 1
+        except BaseException:
+            sock.close()
+            raise
         sock.settimeout(None)
         return sock
 

@@ -20,6 +20,11 @@ from typing import IO, Any
 # Print the group id (setsid made the shell its leader), then become the command; -w: setsid
 # waits for it (a session leader's setsid forks), so the exit status reaches the channel.
 WRAPPER = "exec setsid -w sh -c 'echo $$; exec \"$@\"' connlab"
+OPEN_TIMEOUT_S = 30.0  # a session that does not open a channel within this is lost
+
+
+class SessionLost(OSError):
+    """The SSH session could not open a channel: its transport ended or no longer answers."""
 
 
 class _RemoteInput:
@@ -57,7 +62,13 @@ class ChannelProcess:
                  stderr: Any = None, **_: Any) -> None:
         self.args = list(argv)
         self._client = client
-        self.channel = client.get_transport().open_session()
+        transport = client.get_transport() if client is not None else None
+        try:
+            if transport is None:
+                raise EOFError("no transport")
+            self.channel = transport.open_session(timeout=OPEN_TIMEOUT_S)
+        except Exception as exc:  # paramiko's SSHException (also on the timeout), EOFError, OSError
+            raise SessionLost(f"ssh: no channel for {self.args[0]}: {type(exc).__name__}: {exc}") from exc
         self.channel.exec_command(f"{WRAPPER} {shlex.join(self.args)}")
         self.returncode: int | None = None
         self.pid = self._read_group_id()

@@ -28,11 +28,12 @@ from ...errors import ProviderUnavailable
 from ..names import LabName
 from ..rundir import LOCK_DIR, private_dir
 from ..topology import HostSpec, Topology
-from . import nsexec
+from . import nsexec, nsthread, rtnl
 from .agentfiles import agent_tar
 from .base import Host, Spare
+from .netns import BRIDGE_INDEX
 from .qemu import DEFAULT_MEMORY_MB, QEMU, Guest, GuestNic, GuestPaths, accelerator, qemu_argv
-from .sshproc import ChannelProcess
+from .sshproc import ChannelProcess, SessionLost
 from .tap import open_tap
 from .vmimage import HOST_KEY_ALIAS, VmImage, find
 
@@ -56,6 +57,8 @@ class VmHost:
     client: Any = None
     boot_s: float = 0.0
     kernel_release: str = ""
+    image: VmImage | None = None  # what the session is opened with (its key and known host key)
+    reconnects: int = 0  # sessions opened again after one ended
     label: str = field(init=False)
     local_pids = False  # popen() pids are the guest's, not this machine's
     own_kernel = True  # kernel-wide sysctls and process limits are this host's alone
@@ -64,8 +67,25 @@ class VmHost:
         self.label = f"{self.spec.name}({self.ns_name}, {self.memory_mb} MiB)"
 
     def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-        """Start ``argv`` in the guest; the object answers like a Popen."""
+        """Start ``argv`` in the guest; the object answers like a Popen. A session that ended (sshd in
+        a guest out of memory can fail or be killed) is opened again once: the guest's init starts
+        a new ``sshd -i`` on the control port whenever the last one exits."""
+        try:
+            return ChannelProcess(self.client, [*OOM_DEFAULT, *argv], **kwargs)  # type: ignore[return-value]
+        except SessionLost:
+            if self.image is None:
+                raise
+        self.reconnect()
         return ChannelProcess(self.client, [*OOM_DEFAULT, *argv], **kwargs)  # type: ignore[return-value]
+
+    def reconnect(self) -> None:
+        """A new SSH session over the control port, in place of one that ended."""
+        try:
+            self.client.close()
+        except Exception:
+            pass
+        self.client = _connect(self, self.image)
+        self.reconnects += 1
 
     def agent_argv(self, args: Sequence[str]) -> list[str]:
         return ["python3", "-I", "-c", BOOT, AGENT_DIR, *args]
@@ -99,9 +119,11 @@ def nic_script(spec: HostSpec, host_index: int, segments: dict[str, IPv4Network]
     return "\n".join(lines) + "\n"
 
 
-def _connect(host: VmHost, image: VmImage) -> Any:
+def _connect(host: VmHost, image: VmImage | None) -> Any:
     """An SSH session with the guest over its control port; the guest's key must be the image's."""
     import paramiko
+    if image is None:
+        raise ProviderUnavailable(f"connlab: {host.label}: no guest image to open a session with")
     sock = host.guest.control_socket()
     client = paramiko.SSHClient()
     client.load_host_keys(str(image.known_hosts))
@@ -157,7 +179,6 @@ class VmProvider:
         return f"qemu guests, kernel {image.kernel_release}, {cpu}"
 
     def realise(self, topology: Topology, prefix: str) -> list[Host]:
-        from pyroute2 import IPRoute, netns
         image = self.image()
         lab = LabName.parse(prefix)
         if lab is None:
@@ -168,15 +189,19 @@ class VmProvider:
         try:
             for seg in topology.segments:
                 name = f"{prefix}-{seg}"
-                netns.create(name)
                 made.append(name)
-                with IPRoute(netns=name, groups=0) as sw:
-                    sw.link("add", ifname="br0", kind="bridge")
-                    sw.link("set", index=sw.link_lookup(ifname="br0")[0], state="up")
+                nsthread.create(name)
+                batch = rtnl.Batch(name)
+                batch.bridge(BRIDGE_INDEX, "br0")
+                ns_fd = os.open(nsexec.NETNS_DIR / name, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    batch.send(ns_fd)
+                finally:
+                    os.close(ns_fd)
             for i, spec in enumerate(topology.hosts):
                 ns_name = f"{prefix}-{spec.name}"
-                netns.create(ns_name)
                 made.append(ns_name)
+                nsthread.create(ns_name)
                 hosts.append(self._start(image, folder, spec, i, ns_name, prefix))
             deadline = time.monotonic() + BOOT_TIMEOUT
             for host in hosts:
@@ -201,7 +226,7 @@ class VmProvider:
         ns_fd = os.open(str(nsexec.NETNS_DIR / ns_name), os.O_RDONLY | os.O_CLOEXEC)
         try:
             for j, nic in enumerate(spec.nics):
-                fd = open_tap(f"{prefix}-{nic.segment}", f"t{index}{nic.name}"[:15])
+                fd = open_tap(f"{prefix}-{nic.segment}", f"t{index}{nic.name}"[:15], BRIDGE_INDEX)
                 nics.append(GuestNic(fd, mac_of(index, j)))
             paths = GuestPaths(folder, spec.name)
             paths.console.unlink(missing_ok=True)
@@ -211,7 +236,8 @@ class VmProvider:
             for guest_nic in nics:
                 os.close(guest_nic.fd)  # qemu holds its own copies; the taps go when qemu goes
             os.close(ns_fd)
-        return VmHost(spec, ns_name, guest, memory, vcpus, self.accel, kernel_release=image.kernel_release)
+        return VmHost(spec, ns_name, guest, memory, vcpus, self.accel, kernel_release=image.kernel_release,
+                      image=image)
 
     @staticmethod
     def _configure(host: VmHost, index: int, segments: dict[str, IPv4Network]) -> None:
@@ -241,9 +267,8 @@ class VmProvider:
                 except Exception:
                     pass
             host.guest.stop()
-        from .netns import remove_namespace
-        for name in namespaces:
-            remove_namespace(name)
+        from .netns import remove_namespaces
+        remove_namespaces(namespaces)
         _remove_folder(folder)
 
     def sweep(self, spare: Spare, dry_run: bool = False) -> dict[LabName, list[str]]:
@@ -264,7 +289,7 @@ class VmProvider:
 
     @staticmethod
     def _clear(lab: LabName, dry_run: bool) -> list[str]:
-        from .netns import lab_namespaces, remove_namespace
+        from .netns import lab_namespaces, remove_namespaces
         folder = VM_DIR / str(lab)
         names = [f"qemu {pid} ({name})" for name, pid in qemu_pids(folder)]
         namespaces = lab_namespaces().get(lab, [])
@@ -274,8 +299,7 @@ class VmProvider:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            for name in namespaces:
-                remove_namespace(name)
+            remove_namespaces(namespaces)
             _remove_folder(folder)
         return names + namespaces + [str(folder)]
 

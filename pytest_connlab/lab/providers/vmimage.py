@@ -93,12 +93,21 @@ while [ -z "$port" ] && [ $i -lt 200 ]; do
 done
 echo "connlab-init: ready"
 # sshd -i answers the host on the control port, one session after another. A port opens once at a
-# time, so sshd gets one read-write descriptor as its input and output; its banner waits in the guest
-# until the host connects (a guest write blocks while no host is connected), so nothing is lost.
+# time, so sshd gets one read-write descriptor as its input and output. Each session starts with the
+# host's hello line: what an ended session left unread in the port comes before it and is skipped
+# here, and the answer carries the hello's nonce, so the host skips what came before it on its side.
+echo -1000 > /proc/self/oom_score_adj  # sshd is exempt from the OOM killer; what it starts resets its score
 while :; do
-  # sshd is exempt from the OOM killer; what it starts resets its own score (see the provider)
-  echo -1000 > /proc/self/oom_score_adj
-  /usr/sbin/sshd -i -e -f /etc/ssh/connlab_sshd_config <>"$port" >&0 2>/dev/console
+  exec 3<>"$port"
+  hello=""
+  while IFS= read -r line <&3; do
+    case "$line" in *"CONNLAB-HELLO "*) hello="${line##*CONNLAB-HELLO }"; break ;; esac
+  done
+  if [ -n "$hello" ]; then
+    echo "CONNLAB-READY $hello" >&3
+    /usr/sbin/sshd -i -e -f /etc/ssh/connlab_sshd_config <&3 >&3 2>/dev/console
+  fi
+  exec 3>&-
   sleep 0.1
 done
 """
