@@ -83,10 +83,13 @@ def _watched(lab: Lab, load: str, run: Callable[[], R]) -> R:
     finally:
         lab.progress.done()
     lab.check_watchers()
-    why = pressure.disturbance(before, pressure.read(hosts))
     limit = CATALOG.get(getattr(result, "limit", ""))
-    if why and limit is not None and limit.pressure_is_the_limit:
-        why = ""  # the lab's own memory running out is the measurement (its hosts' kernels are their own)
+    if limit is not None and limit.pressure_is_the_limit:
+        # the lab's own memory running out is the measurement (its hosts' kernels are their own), and
+        # a guest it ended (a kernel panic) has nothing left to read
+        why = ""
+    else:
+        why = pressure.disturbance(before, pressure.read(hosts))
     if why and hasattr(result, "disturbed"):
         result.disturbed = why
     if isinstance(result, Observation):
