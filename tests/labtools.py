@@ -47,3 +47,15 @@ expect:
 def narrow_profile(high: int = 20999, value: int = 1000, source: str = "our tuning guide") -> str:
     """A user's profile whose port range is 20000..``high`` and which expects ``value`` ports."""
     return NARROW_PROFILE.format(high=high, value=value, source=source)
+
+
+def run_with_topology(pytester, argument: str, value: object):  # type: ignore[no-untyped-def]
+    """Run one lab test whose ``@pytest.mark.topology`` has ``argument=value``, in a subprocess."""
+    pytester.makepyfile(f"""
+        import pytest
+
+        @pytest.mark.topology({argument}={value!r})
+        def test_sized(lab):
+            pass
+    """)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider")

@@ -11,6 +11,8 @@ from pytest_connlab.lab.providers import nsexec, nsthread, rtnl
 from pytest_connlab.lab.providers.netns import BRIDGE_INDEX, NIC_INDEX, NetnsProvider, lab_namespaces
 from pytest_connlab.lab.topology import TopologyRequest, plan
 
+from .labtools import run_with_topology
+
 
 def ip_json(ns: str, *args: str) -> list[dict]:
     return json.loads(subprocess.run(["ip", "-n", ns, "-j", *args], capture_output=True, check=True).stdout)
@@ -110,13 +112,6 @@ def test_a_scale_lab_gives_each_namespace_a_tcp_hash_of_its_own_sized_for_its_co
 
 @pytest.mark.parametrize("bad", [0, -5, "many", True, 10**8])
 def test_a_bad_connection_count_in_the_topology_marker_is_a_usage_error(pytester, bad):
-    pytester.makepyfile(f"""
-        import pytest
-
-        @pytest.mark.topology(connections={bad!r})
-        def test_sized(lab):
-            pass
-    """)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = run_with_topology(pytester, "connections", bad)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*@pytest.mark.topology: connections must be an integer from 1 to 10,000,000*"])

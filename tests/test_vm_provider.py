@@ -19,7 +19,7 @@ from pytest_connlab.lab.providers.qemu import accelerator
 from pytest_connlab.lab.providers.vm import VM_DIR, mac_of, nic_script
 from pytest_connlab.lab.topology import TopologyRequest
 
-from .labtools import REPO, host_sysctls, namespaces_of, results
+from .labtools import REPO, host_sysctls, namespaces_of, results, run_with_topology
 from .test_lab_suite import EXPECTED
 
 vm = pytest.mark.vm
@@ -242,14 +242,7 @@ def test_a_guest_finds_its_nics_by_mac_and_gets_the_topology_addresses():
 
 @pytest.mark.parametrize("bad", ["lots", "0M", "100000G", "-1G", True, "1T"])
 def test_a_bad_memory_size_in_the_topology_marker_is_a_usage_error(pytester, bad):
-    pytester.makepyfile(f"""
-        import pytest
-
-        @pytest.mark.topology(memory={bad!r})
-        def test_sized(lab):
-            pass
-    """)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = run_with_topology(pytester, "memory", bad)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*@pytest.mark.topology: memory must be like \"512M\" or \"1G\"*"])
 

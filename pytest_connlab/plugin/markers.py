@@ -5,7 +5,7 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import pytest
@@ -65,7 +65,7 @@ def _only_kwargs(item: pytest.Item, name: str) -> dict[str, Any]:
 def topology_of(item: pytest.Item) -> TopologyRequest:
     """The test's TopologyRequest; a UsageError names the test and the bad argument."""
     kwargs = _only_kwargs(item, "topology")
-    known = ("clients", "ips_per_client", "router", "memory", "client_memory", "vcpus", "connections")
+    known = tuple(f.name for f in fields(TopologyRequest))
     unknown = set(kwargs) - set(known)
     if unknown:
         raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.topology: unknown argument "

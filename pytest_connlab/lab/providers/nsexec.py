@@ -10,16 +10,16 @@ from pathlib import Path
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
+LIBC = ctypes.CDLL(None, use_errno=True)  # setns, unshare, mount, prctl: shared by nsexec and nsthread
 
 
 def entering(ns_fd: int) -> Callable[[], None]:
     """A preexec function: join the namespace, and die with SIGKILL when the parent dies."""
     def preexec() -> None:
-        if _libc.setns(ns_fd, CLONE_NEWNET) != 0:
+        if LIBC.setns(ns_fd, CLONE_NEWNET) != 0:
             os.write(2, b"connlab: setns failed\n")
             os._exit(127)
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     return preexec
 
 

@@ -8,6 +8,7 @@ bind-mount it under /run/netns. The caller's own threads never leave the host's 
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import threading
 from collections.abc import Callable
@@ -18,7 +19,6 @@ from . import nsexec
 T = TypeVar("T")
 MS_BIND = 0x1000
 MNT_DETACH = 0x2
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _check(result: int, what: str) -> None:
@@ -36,7 +36,7 @@ def run_in(ns_fd: int | None, fn: Callable[[], T]) -> T:
     def body() -> None:
         try:
             if ns_fd is not None:
-                _check(_libc.setns(ns_fd, nsexec.CLONE_NEWNET), "setns")
+                _check(nsexec.LIBC.setns(ns_fd, nsexec.CLONE_NEWNET), "setns")
             box["value"] = fn()
         except BaseException as exc:  # handed to the caller's thread
             box["error"] = exc
@@ -58,9 +58,9 @@ def create_here(name: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
     os.close(fd)
     try:
-        _check(_libc.unshare(nsexec.CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+        _check(nsexec.LIBC.unshare(nsexec.CLONE_NEWNET), "unshare(CLONE_NEWNET)")
         source = b"/proc/thread-self/ns/net"
-        _check(_libc.mount(source, str(path).encode(), b"none", MS_BIND, None), f"mount --bind {path}")
+        _check(nsexec.LIBC.mount(source, str(path).encode(), b"none", MS_BIND, None), f"mount --bind {path}")
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -74,8 +74,8 @@ def create(name: str, parent_fd: int | None = None) -> None:
 def delete(name: str) -> None:
     """Unmount and remove ``/run/netns/<name>``; the namespace ends when nothing holds it."""
     path = nsexec.NETNS_DIR / name
-    if _libc.umount2(str(path).encode(), MNT_DETACH) != 0:
+    if nsexec.LIBC.umount2(str(path).encode(), MNT_DETACH) != 0:
         err = ctypes.get_errno()
-        if err not in (22, 2):  # EINVAL: not a mount point (a half-made name); ENOENT: gone
+        if err not in (errno.EINVAL, errno.ENOENT):  # not a mount point (a half-made name), or gone
             raise OSError(err, f"umount {path}: {os.strerror(err)}")
     path.unlink(missing_ok=True)
