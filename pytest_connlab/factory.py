@@ -53,7 +53,8 @@ class LabFactory:
 
     def cannot_measure(self, profile: Profile, limit: str | None) -> str | None:
         """Why this provider cannot reproduce ``limit`` of ``profile`` (None when it can): its
-        emulation needs a namespace born with sysctls, which only the netns provider makes."""
+        emulation needs a host born with a TCP hash of its own size, which only the netns provider
+        (a namespace made from a parent) and the vm provider (the guest's kernel command line) make."""
         if limit is None:
             return None
         if CATALOG.get(limit) is not None and CATALOG[limit].needs_own_kernel and \
@@ -67,8 +68,8 @@ class LabFactory:
             return None
         return (f"connlab: the {self.provider.name} provider cannot apply {setting} of profile "
                 f"{profile.name}: its Linux knob (tcp_child_ehash_entries) acts only when a network "
-                "namespace is created from a parent that has it set, and this provider's hosts are "
-                "not created that way")
+                "namespace is created from a parent that has it set (netns), or a kernel boots with "
+                "thash_entries (vm), and this provider's hosts are made neither way")
 
     def _release(self, subnets: object) -> None:
         for subnet in list(subnets):  # type: ignore[call-overload]

@@ -16,7 +16,7 @@ def needs_netns():
 
 def pytest_addoption(parser):
     parser.addoption("--all-profiles", action="store_true",
-                     help="also run the whole reproduction suite on every profile (about 24 minutes; "
+                     help="also run the whole reproduction suite on every profile (with -n 6: about 4 minutes; "
                           "CI runs it as a step of its own: pytest tests --all-profiles -m all_profiles)")
     parser.addoption("--vm", action="store_true",
                      help="also run the vm provider's tests on qemu guests (CI runs them as a step of their "
@@ -30,7 +30,7 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(config, items):
     steps = {"all_profiles": ("--all-profiles", "the whole suite on every profile runs with --all-profiles "
-                                                "(about 24 minutes; CI runs it as a step of its own)"),
+                                                "(with -n 6: about 4 minutes; CI runs it as a step of its own)"),
              "vm": ("--vm", "the vm provider's tests on qemu guests run with --vm (CI runs them as a step "
                             "of their own)")}
     for marker, (option, reason) in steps.items():

@@ -9,6 +9,7 @@ from .labtools import REPO, host_links, host_nft_ruleset, host_sysctls, namespac
 
 pytestmark = pytest.mark.usefixtures("needs_netns")
 
+SUITE_WORKERS = 6  # README: pytest --lab=all -n 6 labs/ (about 3.5 minutes on 2 cores)
 EXPECTED = {  # (test, profile): (observed, ended_by), as measured on kernel 6.18
     ('test_a_thread_pool_serves_its_size_and_an_event_loop_serves_all', 'linux-default'): (200, 'no answer within 2 s'),
     ('test_a_thread_pool_serves_its_size_and_an_event_loop_serves_all', 'linux-tuned'): (200, 'no answer within 2 s'),
@@ -217,8 +218,9 @@ EXPECTED = {  # (test, profile): (observed, ended_by), as measured on kernel 6.1
 def test_every_profile_reproduces_its_limits_and_leaves_nothing(pytester):
     before_sysctls, before_links, before_nft = host_sysctls(), host_links(), host_nft_ruleset()
     out = pytester.path / "results.json"
-    result = pytester.runpytest_subprocess(str(REPO / "labs"), "--lab=all", f"--lab-json={out}",
-                                           "-p", "no:cacheprovider")
+    # in parallel, as the README runs it: every row must come out as it does in one process
+    result = pytester.runpytest_subprocess(str(REPO / "labs"), "--lab=all", "-n", str(SUITE_WORKERS),
+                                           f"--lab-json={out}", "-p", "no:cacheprovider")
     # skipped: the 60 s TIME_WAIT watch runs once; one IP exhausting linux-tuned's 64,512 ports takes minutes
     # labs/test_lab_wide.py: 3 tests per profile that check the lab with real clients, no probe row
     # labs/test_memory.py: 2 tests per profile, measured only where a host's RAM is its own (vm)

@@ -1,7 +1,9 @@
 """The netns provider's bring-up: namespaces made by threads, one rtnetlink batch per namespace."""
 import json
 import os
+import resource
 import subprocess
+import sys
 
 import pytest
 
@@ -115,3 +117,70 @@ def test_a_bad_connection_count_in_the_topology_marker_is_a_usage_error(pytester
     result = run_with_topology(pytester, "connections", bad)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*@pytest.mark.topology: connections must be an integer from 1 to 10,000,000*"])
+
+
+def test_ip_netns_add_while_a_lab_stands_leaves_its_teardown_whole(lab_name):
+    """/run/netns is a shared mount point of its own, as iproute2 makes it; were it a plain folder,
+    `ip netns add` would bind it onto itself with the lab's namespaces in it, and their names could
+    no longer be removed (EBUSY), leaving the namespaces behind."""
+    topology = plan(TopologyRequest(clients=1), SubnetAllocator(worker_slice(0, 1)))
+    NetnsProvider().realise(topology, str(lab_name))
+    mount = subprocess.run(["findmnt", "-n", "-o", "PROPAGATION", str(nsexec.NETNS_DIR)],
+                           capture_output=True, text=True)
+    assert mount.stdout.split() == ["shared"], mount
+    other = f"iproute2-{lab_name.run}"  # not a lab name: no sweep would touch it
+    subprocess.run(["ip", "netns", "add", other], check=True)
+    try:
+        assert NetnsProvider().remove(lab_name)
+        assert lab_namespaces().get(lab_name, []) == []
+        assert not any(name.startswith(str(lab_name)) for name in os.listdir(nsexec.NETNS_DIR))
+    finally:
+        subprocess.run(["ip", "netns", "del", other], check=True)
+
+
+def _children() -> set[int]:
+    """Pids of this process's child processes, now."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1] == str(os.getpid()):
+                found.add(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def test_one_shot_reads_and_sysctl_writes_of_a_netns_host_run_inside_it_with_no_process(lab_name):
+    from pytest_connlab.lab.labhost import LabHost
+    hosts = NetnsProvider().realise(plan(TopologyRequest(clients=1), SubnetAllocator(worker_slice(0, 1))),
+                                    str(lab_name))
+    server = LabHost(hosts[0], [])
+    listener = server.popen([sys.executable, "-c", "import socket, time\ns = socket.socket()\n"
+                             "s.bind(('0.0.0.0', 7777))\ns.listen()\nprint(flush=True)\ntime.sleep(30)"],
+                            stdout=subprocess.PIPE)
+    try:
+        listener.stdout.readline()
+        host_value = open("/proc/sys/net/ipv4/tcp_fin_timeout").read()
+        before, reaped = _children(), _children_cpu()
+        previous = server.set_sysctls({"net.ipv4.tcp_fin_timeout": "17"})
+        values = server.sysctls(["net.ipv4.tcp_fin_timeout", "net.no.such_key"])
+        seen = server.observe(7777)
+        reading = server.pressure()
+        # no agent process was started for any of them: none is running, and none ended (a Python start
+        # costs tens of ms of CPU, which the children's account would show once it was reaped)
+        assert _children() == before and _children_cpu() == reaped
+    finally:
+        listener.kill()
+        listener.wait()
+    assert previous == {"net.ipv4.tcp_fin_timeout": host_value.strip()}
+    assert values == {"net.ipv4.tcp_fin_timeout": "17", "net.no.such_key": None}
+    inside = subprocess.run(["ip", "netns", "exec", hosts[0].ns_name, "sysctl", "-n", "net.ipv4.tcp_fin_timeout"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert inside == "17" and open("/proc/sys/net/ipv4/tcp_fin_timeout").read() == host_value
+    assert seen["sockets"]["local_port"] == {"LISTEN": 1}  # the namespace's listener, not this machine's sockets
+    assert reading["event"] == "pressure" and "TcpActiveOpens" in reading["counters"]

@@ -16,8 +16,8 @@ import pytest
 from pytest_connlab.errors import ProviderUnavailable
 from pytest_connlab.lab.providers import get_provider
 from pytest_connlab.lab.providers.qemu import accelerator
-from pytest_connlab.lab.providers.vm import VM_DIR, mac_of, nic_script
-from pytest_connlab.lab.topology import TopologyRequest
+from pytest_connlab.lab.providers.vm import VM_DIR, boot_params, mac_of, nic_script
+from pytest_connlab.lab.topology import TCP_HASH_KEY, TopologyRequest
 
 from .labtools import REPO, host_sysctls, namespaces_of, results, run_with_topology
 from .test_lab_suite import EXPECTED
@@ -49,17 +49,17 @@ def qemu_processes(lab_prefix: str) -> list[int]:
     return found
 
 
-VM_SUBSET = "time_wait or backlog"
+VM_SUBSET = "time_wait or backlog or tcb"
 
 
 @vm
 @pytest.mark.usefixtures("needs_vm")
-def test_time_wait_and_backlog_on_vm_guests_observe_what_netns_observes(pytester):
+def test_time_wait_backlog_and_tcb_hash_on_vm_guests_observe_what_netns_observes(pytester):
     before = host_sysctls()
     out = pytester.path / "vm.json"
     result = pytester.runpytest_subprocess(str(REPO / "labs"), "--lab=win2003", "--lab-provider=vm",
                                            "-k", VM_SUBSET, f"--lab-json={out}", "-rs", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=5, skipped=2)
+    result.assert_outcomes(passed=6, skipped=2)
     result.stdout.fnmatch_lines(["*on provider vm*qemu guests, kernel *"])
     # guest kernel 6.1 has no tcp_tw_reuse_delay (this machine's 6.18 has): skipped, naming the key
     result.stdout.fnmatch_lines(["SKIPPED*test_time_wait_state.py:*has no sysctl net.ipv4.tcp_tw_reuse_delay*"])
@@ -67,7 +67,10 @@ def test_time_wait_and_backlog_on_vm_guests_observe_what_netns_observes(pytester
     seen = {(r["test"].split("::")[-1].split("[")[0], r["profile"]): (r["observed"], r["ended_by"])
             for r in rows}
     assert seen == {key: EXPECTED[key] for key in seen}
-    assert len(seen) == 5 and all(r["provider"] == "vm" for r in rows)
+    assert len(seen) == 6 and all(r["provider"] == "vm" for r in rows)
+    # MaxHashTableSize 512: the server guest booted with thash_entries=512, its own kernel's one table
+    tcb = next(r for r in rows if r["limit"] == "tcb_hash")
+    assert tcb["detail"]["evidence"]["born_with"]["net.ipv4.tcp_ehash_entries"] == "512", tcb
     assert qemu_processes(run_id) == [] and namespaces_of(run_id) == []
     assert host_sysctls() == before
 
@@ -238,6 +241,16 @@ def test_a_guest_finds_its_nics_by_mac_and_gets_the_topology_addresses():
     assert all(f"addr add {a}/" in script for a in router.addresses)
     client = next(h for h in topology.hosts if h.role == "client")
     assert f"route add {client.routes[0][0]} via {client.routes[0][1]}" in nic_script(client, 2, topology.segments)
+
+
+def test_a_guests_tcp_hash_is_set_on_its_kernel_command_line_and_nothing_else_gets_there():
+    assert boot_params(((TCP_HASH_KEY, "512"),)) == ["thash_entries=512"]
+    refused = [((("net.ipv4.tcp_max_tw_buckets", "5"),), "net.ipv4.tcp_max_tw_buckets"),
+               (((TCP_HASH_KEY, "512 init=/bin/sh"),), "integer from 1"),
+               (((TCP_HASH_KEY, "0"),), "integer from 1")]
+    for birth, named in refused:
+        with pytest.raises(ValueError, match=named):
+            boot_params(birth)
 
 
 @pytest.mark.parametrize("bad", ["lots", "0M", "100000G", "-1G", True, "1T"])

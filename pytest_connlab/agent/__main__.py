@@ -6,23 +6,12 @@ import json
 import os
 import sys
 
-from . import proto, sysctl
-from .burst import burst
-from .churn import churn
-from .computers import free_slots
+from . import proto
 from .connect import PORT_POOLS
-from .halfopen import throttle
-from .hold import open_and_hold
-from .http import one_connection_each, pooled
-from .keepalive import keepalive
-from .limits import host_limits, raise_nofile_to_hard, set_nofile
-from .listenwatch import refuse_on_full
-from .mass_client import run_clients
-from .mass_server import run_server
-from .observe import counters, first_time_wait, observe, pressure
-from .server import MODES, HttpPolicy, serve
-from .threaded import serve_threaded
-from .workers import chunks, spread
+from .server import MODES
+
+# Each role imports what it needs when it runs: an agent is started for every one-shot read and every
+# load, and the modules of all roles together took about half of its start-up time.
 
 
 def _target(text: str) -> tuple[str, int]:
@@ -130,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _open(args: argparse.Namespace, raw: list[str]) -> None:
+    from .hold import open_and_hold
+    from .limits import raise_nofile_to_hard
+    from .workers import chunks, spread
     budget = raise_nofile_to_hard()
     if args.count > budget and not args.no_spread:
         role_args = [a for a in _strip_count(raw)]
@@ -169,6 +161,9 @@ def main(argv: list[str]) -> int:
     if getattr(args, "one_cpu", False):
         _pin_to_one_cpu()
     if args.role == "server":
+        from .limits import set_nofile
+        from .server import HttpPolicy, serve
+        from .threaded import serve_threaded
         if args.nofile:
             set_nofile(args.nofile)
         if args.mode == "threaded":
@@ -177,8 +172,10 @@ def main(argv: list[str]) -> int:
             serve(args.bind, args.port, args.backlog, args.mode, args.max_seconds,
                   HttpPolicy(args.max_conns, args.over_status, args.delay))
     elif args.role == "burst":
+        from .burst import burst
         burst(args.target, _sources(args.sources), args.count, args.settle, args.hold, args.check)
     elif args.role == "http":
+        from .http import one_connection_each, pooled
         if args.pool:
             pooled(args.target, _sources(args.sources)[0], args.requests, args.pool, args.timeout,
                    args.deadline)
@@ -186,46 +183,49 @@ def main(argv: list[str]) -> int:
             one_connection_each(args.target, _sources(args.sources), args.requests, args.timeout,
                                 args.hold)
     elif args.role == "refuse-on-full":
+        from .listenwatch import refuse_on_full
         refuse_on_full(args.table, args.set_name, args.interval, args.max_seconds)
     elif args.role == "inbound-computers":
+        from .computers import free_slots
         free_slots(args.table, args.sets.split(","), args.idle, args.interval, args.max_seconds)
     elif args.role == "half-open-outbound":
+        from .halfopen import throttle
         throttle(args.cap, args.give_up, args.queue, args.max_seconds)
     elif args.role == "keepalive":
+        from .keepalive import keepalive
         keepalive(args.target, args.source, args.deadline)
     elif args.role == "churn":
+        from .churn import churn
         churn(args.target, args.source, args.count, args.deadline, args.timeout, args.port_pool,
               args.workers)
     elif args.role == "open":
         _open(args, argv)
     elif args.role == "hold-clients":
+        from .mass_client import run_clients
         run_clients(args.target, json.loads(args.plan), args.in_flight, args.timeout, args.deadline,
                     args.hold, args.subscribe)
     elif args.role == "hold-server":
+        from .mass_server import run_server
         run_server(args.bind, args.port, args.backlog, args.workers, args.push, args.max_seconds)
     elif args.role == "limits":
+        from .limits import host_limits
         proto.emit("limits", **host_limits())
     elif args.role == "pressure":
-        proto.emit("pressure", pressure=pressure(), counters=counters())
+        from .observe import pressure_reading
+        proto.send(pressure_reading())
     elif args.role == "observe" and args.until_time_wait and args.port is not None:
+        from .observe import first_time_wait, observe
         proto.emit("ready")
         first = first_time_wait(args.port, min(args.until_time_wait, 100_000), min(args.within, 300.0))
         proto.emit("observation", **{**observe(args.port), **first})
     elif args.role == "observe":
+        from .observe import observe
         proto.emit("observation", **observe(args.port))
     elif args.role == "sysctl":
+        from . import sysctl
         roots = sysctl.OWN_KERNEL_ROOTS if args.kernel_wide else sysctl.WRITABLE_ROOTS
-        result = sysctl.apply(json.loads(args.set), roots) if args.set else {}
-        values = {k: _safe_read(k) for k in args.get}
-        proto.emit("sysctl", values=values, **result)
+        proto.send(sysctl.exchange(json.loads(args.set) if args.set else {}, list(args.get), roots))
     return 0
-
-
-def _safe_read(key: str) -> str | None:
-    try:
-        return sysctl.read(key)
-    except (OSError, ValueError):
-        return None
 
 
 sys.exit(main(sys.argv[1:]))

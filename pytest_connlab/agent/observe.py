@@ -8,6 +8,9 @@ from collections import Counter
 from .sockdiag import listeners
 
 USER_HZ = 100  # /proc/net/tcp reports timers in clock ticks
+# This thread's namespace: /proc/net is /proc/self/net, the namespace of the process's first thread, but
+# a controller's thread may have entered a lab namespace to read it (kernels before 3.17: /proc/net)
+PROC_NET = "/proc/thread-self/net" if os.path.isdir("/proc/thread-self/net") else "/proc/net"
 # include/net/tcp_states.h
 TCP_STATES = {
     1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
@@ -32,7 +35,7 @@ def socket_states(port: int | None = None) -> dict[str, object]:
     remote: Counter[str] = Counter()
     accept_queue: int | None = None
     tw_left: list[float] = []
-    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for path in (f"{PROC_NET}/tcp", f"{PROC_NET}/tcp6"):
         for row in _tcp_rows(path):
             state = TCP_STATES.get(int(row[3], 16), row[3])
             states[state] += 1
@@ -75,8 +78,8 @@ def _paired_counters(path: str) -> dict[str, int]:
 
 def counters() -> dict[str, int]:
     """TcpExt*, IpExt*, Tcp*, Ip* ... counters of this namespace."""
-    merged = _paired_counters("/proc/net/netstat")
-    merged.update(_paired_counters("/proc/net/snmp"))
+    merged = _paired_counters(f"{PROC_NET}/netstat")
+    merged.update(_paired_counters(f"{PROC_NET}/snmp"))
     return merged
 
 
@@ -84,7 +87,7 @@ def conntrack_stats() -> dict[str, int] | None:
     """The conntrack table's own counters summed over CPUs (/proc/net/stat/nf_conntrack): ``drop`` counts
     packets dropped because the table was full, ``early_drop`` entries evicted to make room."""
     try:
-        with open("/proc/net/stat/nf_conntrack") as f:
+        with open(f"{PROC_NET}/stat/nf_conntrack") as f:
             header, *rows = [line.split() for line in f if line.strip()]
     except (OSError, ValueError):
         return None
@@ -118,7 +121,7 @@ def _sockstat_tcp() -> dict[str, int]:
     """The ``TCP:`` line of /proc/net/sockstat: inuse and tw are this namespace's, orphan, alloc
     and mem (pages) the whole kernel's."""
     try:
-        with open("/proc/net/sockstat") as f:
+        with open(f"{PROC_NET}/sockstat") as f:
             for line in f:
                 if line.startswith("TCP:"):
                     words = line.split()[1:]
@@ -148,6 +151,11 @@ def pressure() -> dict[str, object]:
             "max_orphans": max_orphans[0] if max_orphans else None,
             "tcp_mem": _int_fields("/proc/sys/net/ipv4/tcp_mem"),
             "mem_available": memory.get("MemAvailable"), "mem_total": memory.get("MemTotal")}
+
+
+def pressure_reading() -> dict[str, object]:
+    """The ``pressure`` role's event: the shared kernel state and this namespace's counters."""
+    return {"event": "pressure", "pressure": pressure(), "counters": counters()}
 
 
 def observe(port: int | None) -> dict[str, object]:

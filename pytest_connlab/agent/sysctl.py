@@ -68,3 +68,18 @@ def apply(assignments: dict[str, str], roots: tuple[str, ...] = WRITABLE_ROOTS) 
         except (OSError, ValueError, TypeError) as exc:
             return {"previous": previous, "error": {"key": key, "message": str(exc)}}
     return {"previous": previous, "error": None}
+
+
+def read_or_none(key: str) -> str | None:
+    """The value of ``key``, or None where it does not exist or is not a key."""
+    try:
+        return read(key)
+    except (OSError, ValueError):
+        return None
+
+
+def exchange(assignments: dict[str, str], keys: list[str], roots: tuple[str, ...] = WRITABLE_ROOTS
+             ) -> dict[str, object]:
+    """The ``sysctl`` role's event: set ``assignments`` (see apply), then read ``keys``."""
+    result = apply(assignments, roots) if assignments else {}
+    return {"event": "sysctl", "values": {k: read_or_none(k) for k in keys}, **result}

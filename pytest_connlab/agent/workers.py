@@ -17,6 +17,13 @@ BOOT = ("import sys,runpy;sys.path.insert(0,sys.argv.pop(1));"
         "runpy.run_module('agent',run_name='__main__',alter_sys=True)")
 
 
+def agent_command(python: str, agent_parent: str, args: list[str] | tuple[str, ...]) -> list[str]:
+    """The command line that runs the agent found in ``agent_parent``: an isolated interpreter
+    (-I) without the site module (-S): the agent is stdlib-only, and a site-packages .pth file
+    may import a lot at every start (here one imported certifi: 25 ms of a 60 ms start)."""
+    return [python, "-I", "-S", "-c", BOOT, agent_parent, *args]
+
+
 def split_evenly(count: int, parts: int) -> list[int]:
     """``count`` as ``parts`` near-equal whole numbers."""
     base, rest = divmod(count, parts)
@@ -29,7 +36,7 @@ def chunks(count: int, budget: int) -> list[int]:
 
 
 def _self_argv(agent_parent: str, args: list[str]) -> list[str]:
-    return [sys.executable, "-I", "-c", BOOT, agent_parent, *args]
+    return agent_command(sys.executable, agent_parent, args)
 
 
 def _read_event(proc: subprocess.Popen[str]) -> dict[str, Any]:

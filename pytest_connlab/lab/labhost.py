@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..agent import observe, sysctl
 from ..errors import AgentError, LabSetupError, SysctlKeyError
 from ..profiles.sysctlkeys import check_lab_key
 from .providers.agentproc import AgentProcess
@@ -105,9 +106,22 @@ class LabHost:
         finally:
             proc.stop()
 
+    def one_shot(self, local: Callable[[], dict[str, Any]], *role: str) -> dict[str, Any]:
+        """The single event of a one-shot agent role. A host whose namespace this process can enter
+        (netns) has a thread of this process compute it there with the agent's own function
+        ``local``, no process started; elsewhere the agent runs ``role`` on the host."""
+        call = getattr(self.host, "call", None)
+        if call is None:
+            return self.agent_once(*role)
+        try:
+            return dict(call(local))
+        except OSError as exc:
+            raise AgentError(f"{self.name}: {role[0]}: {exc}") from None
+
     def sysctls(self, keys: Sequence[str]) -> dict[str, str | None]:
         """Current values of ``keys`` in this host (None where the key does not exist)."""
-        return dict(self.agent_once("sysctl", "--get", *keys)["values"])
+        event = self.one_shot(lambda: sysctl.exchange({}, list(keys)), "sysctl", "--get", *keys)
+        return dict(event["values"])
 
     def int_sysctls(self, keys: Sequence[str], default: int = 0) -> dict[str, int]:
         """Current values of numeric ``keys``, in order (``default`` where a key is missing or empty)."""
@@ -117,38 +131,51 @@ class LabHost:
         """Set sysctls; return the previous values. LabSetupError names a key that failed."""
         return self.finish_sysctls(self.start_sysctls(values))
 
-    def start_sysctls(self, values: dict[str, str]) -> AgentProcess:
+    def start_sysctls(self, values: dict[str, str]) -> AgentProcess | dict[str, Any]:
         """Begin setting sysctls (so many hosts can be set at once); see finish_sysctls. Every key
-        is checked against the one grammar first (the agent checks again before it opens a file)."""
+        is checked against the one grammar first (the agent checks again before it opens a file).
+        A host whose namespace this process enters is set at once (its event is returned)."""
         for key in values:
             try:
                 check_lab_key(key, own_kernel=self.own_kernel)
             except SysctlKeyError as exc:
                 raise LabSetupError(f"{self.name}: sysctl {key!r}: {exc}", key=str(key)) from None
+        return self._set(values)
+
+    def _set(self, values: dict[str, str]) -> AgentProcess | dict[str, Any]:
+        roots = sysctl.OWN_KERNEL_ROOTS if self.own_kernel else sysctl.WRITABLE_ROOTS
+        if getattr(self.host, "call", None) is not None:
+            return self.one_shot(lambda: sysctl.exchange(values, [], roots), "sysctl")
         return self.agent("sysctl", "--set", json.dumps(values), *(["--kernel-wide"] if self.own_kernel else []))
 
-    def finish_sysctls(self, proc: AgentProcess) -> dict[str, str]:
+    def finish_sysctls(self, started: AgentProcess | dict[str, Any]) -> dict[str, str]:
         """Wait for start_sysctls; on error restore what was set and raise LabSetupError."""
-        try:
-            event = proc.next_event(30)
-        finally:
-            proc.stop()
+        event = started if isinstance(started, dict) else self._event_of(started)
         if event.get("error"):
             err = event["error"]
             if event["previous"]:
-                self.agent_once("sysctl", "--set", json.dumps(event["previous"]))
+                undo = self._set(dict(event["previous"]))
+                if not isinstance(undo, dict):
+                    self._event_of(undo)
             raise LabSetupError(f"{self.name}: sysctl {err['key']}: {err['message']}", key=str(err["key"]))
         return dict(event["previous"])
+
+    @staticmethod
+    def _event_of(proc: AgentProcess) -> dict[str, Any]:
+        try:
+            return proc.next_event(30)
+        finally:
+            proc.stop()
 
     def pressure(self) -> dict[str, Any]:
         """The kernel-wide state of ``agent.observe.pressure`` and this namespace's counters, without
         the socket scan of observe() (which costs seconds with a million connections open)."""
-        return self.agent_once("pressure")
+        return self.one_shot(observe.pressure_reading, "pressure")
 
     def observe(self, port: int | None = None) -> dict[str, Any]:
         """Socket states and kernel counters of this host, now."""
         args = ["observe"] + (["--port", str(port)] if port is not None else [])
-        return self.agent_once(*args)
+        return self.one_shot(lambda: {"event": "observation", **observe.observe(port)}, *args)
 
     def __repr__(self) -> str:
         return f"LabHost({self.host.label})"

@@ -18,7 +18,7 @@ from ..lab.providers.inventory import load_inventory
 from ..profiles.profile import discover
 from ..report import baseline, jsonfile, table
 from ..report.observation import Observation
-from . import comparisons, options
+from . import comparisons, options, schedule
 from .fixtures import lab, lab_factory, lab_profile  # noqa: F401  (fixtures are registered here)
 from .markers import MARKERS, parse
 from .signals import InterruptRedelivery, TerminateAsInterrupt
@@ -108,6 +108,9 @@ def pytest_configure(config: pytest.Config) -> None:
         if state.worker == "main":
             reaper.sweep(every_provider())
     config.pluginmanager.register(ResultCollector(state), "connlab-results")
+    if not hasattr(config, "workerinput"):
+        state.durations = schedule.DurationRecorder()
+        config.pluginmanager.register(state.durations, "connlab-durations")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(state), "connlab-xdist")
     alluredir = options.allure_dir(config)
@@ -154,6 +157,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in lab_items:
             if "lab" in getattr(item, "fixturenames", ()):
                 item.add_marker(pytest.mark.skip(reason=state.unavailable))
+    elif hasattr(config, "workerinput"):  # an xdist worker: hand out the longest lab tests first
+        schedule.longest_first(config, items, lab_items)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -209,6 +214,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STATE_KEY, None)
     if state is None or hasattr(session.config, "workerinput"):
         return
+    if state.durations is not None:
+        state.durations.store(session.config)
     if state.plots_dir:
         from ..report import plots  # matplotlib only when plots were asked for
         try:

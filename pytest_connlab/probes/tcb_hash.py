@@ -1,7 +1,8 @@
 """tcb_hash: a small TCB hash table (MaxHashTableSize, tcp_child_ehash_entries) is no cap.
 
 The server's namespace is born from a parent with tcp_child_ehash_entries set
-(the netns provider does this for the emulation of Tcpip.MaxHashTableSize).
+(the netns provider does this for the emulation of Tcpip.MaxHashTableSize), or
+its guest kernel boots with thash_entries (the vm provider).
 The client holds several times more connections than there are buckets, and the
 server counts them established. The namespace's birth values show the side
 effect: tcp_max_tw_buckets and tcp_max_syn_backlog shrink with the hash.
@@ -42,7 +43,7 @@ def tcb_hash(lab: Lab, per_bucket: int = 4, at_least: int = 2000, at_most: int =
     evidence = {"hash_buckets": now["net.ipv4.tcp_ehash_entries"], "born_with": born,
                 "tcp_max_tw_buckets_now": now["net.ipv4.tcp_max_tw_buckets"],
                 "connections_per_bucket": round(established / buckets, 1) if buckets else None,
-                "how": (f"{established} connections in {buckets} buckets; the namespace was born with "
+                "how": (f"{established} connections in {buckets} buckets; the server was born with "
                         f"tcp_max_tw_buckets {born.get('net.ipv4.tcp_max_tw_buckets')}" if born else
                         "the server's namespace shares the host's hash table (tcp_ehash_entries < 0)")}
     return observation(lab, "tcb_hash", exp, observed=established,

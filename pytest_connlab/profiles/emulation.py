@@ -333,7 +333,8 @@ RULES: dict[str, Rule] = {r.setting: r for r in (
          _sysctl("all", "net.ipv4.tcp_keepalive_probes"), "net.ipv4.tcp_keepalive_probes = <value>"),
     Rule("Tcpip.MaxHashTableSize", 64, 65536, ("tcb_hash",), "approximate",
          "The TCB hash of 2000/2003 (ignored on 2008+). The server's namespace is created from a "
-         "parent with tcp_child_ehash_entries = <value> (rounded up to a power of two). On Linux "
+         "parent with tcp_child_ehash_entries = <value> (rounded up to a power of two); a vm guest "
+         "boots with thash_entries = <value>. On Linux "
          "it is no cap on connections; it quietly sets tcp_max_tw_buckets to half the buckets, "
          "which the profile's pins put back.",
          lambda v, _: _birth("server", "net.ipv4.tcp_child_ehash_entries", v),

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ... import agent as agent_package
-from ...agent.workers import BOOT  # one bootstrap for the controller and the agent's own workers
+from ...agent.workers import agent_command  # one command line for the controller and the agent's own workers
 from ..names import LabName
 from ..topology import HostSpec, Topology
 from .agentproc import AgentProcess
@@ -55,7 +55,7 @@ class Provider(Protocol):
 
 def local_agent_argv(args: Sequence[str], python: str = sys.executable) -> list[str]:
     """Run the agent from this package with an isolated interpreter (-I: no user site, no env)."""
-    return [python, "-I", "-c", BOOT, AGENT_PARENT, *args]
+    return agent_command(python, AGENT_PARENT, list(args))
 
 
 def run(host: Host, argv: Sequence[str], input: bytes | None = None,

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...agent.workers import BOOT
+from ...agent.workers import agent_command
 from ...errors import ProviderUnavailable
 from ..names import LabName
 from ..topology import HostSpec, Topology
@@ -50,7 +50,7 @@ class DockerHost:
         return subprocess.Popen([self.docker_cli, "exec", "-i", self.name, *argv], **kwargs)
 
     def agent_argv(self, args: Sequence[str]) -> list[str]:
-        return ["python3", "-I", "-c", BOOT, AGENT_DIR, *args]
+        return agent_command("python3", AGENT_DIR, list(args))
 
 
 def _client() -> Any:

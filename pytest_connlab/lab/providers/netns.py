@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from ...agent import sysctl
 from ...errors import ProviderUnavailable
@@ -25,6 +26,7 @@ from . import nsexec, nsthread, rtnl
 from .base import Host, Spare, local_agent_argv
 
 # What a namespace made with birth sysctls was born with (tcp_child_ehash_entries shrinks these).
+T = TypeVar("T")
 BIRTH_REPORT = ("net.ipv4.tcp_ehash_entries", "net.ipv4.tcp_max_tw_buckets", "net.ipv4.tcp_max_syn_backlog")
 # Interface indexes chosen at creation, above those a new namespace's own devices take (lo is 1;
 # fallback tunnels such as tunl0 or sit0 take the next ones where their modules are loaded).
@@ -66,6 +68,11 @@ class NetnsHost:
     def agent_argv(self, args: Sequence[str]) -> list[str]:
         return local_agent_argv(args)
 
+    def call(self, fn: Callable[[], T]) -> T:
+        """``fn()`` on a thread of this process that has entered this namespace (no process started):
+        for the agent's one-shot reads and sysctl writes, which need nothing but the namespace."""
+        return nsthread.run_in(self.ns_fd, fn)
+
 
 class NetnsProvider:
     """Hosts as network namespaces joined by veths to a bridge per segment."""
@@ -89,17 +96,19 @@ class NetnsProvider:
         hosts = [NetnsHost(spec, f"{prefix}-{spec.name}") for spec in topology.hosts]
         segment_fds: dict[str, int] = {}
         try:
+            # the segments and every host without birth sysctls at once (the kernel sets new namespaces
+            # up in parallel); a host born with sysctls after, one at a time, since it sets them in
+            # its segment's namespace just before it is made there
+            plain = [f"{prefix}-{seg}" for seg in topology.segments] + \
+                [h.ns_name for h in hosts if not h.spec.birth]
+            made += plain
+            nsthread.run_many([(None, partial(nsthread.create_here, name)) for name in plain])
             for seg in topology.segments:
-                name = f"{prefix}-{seg}"
-                made.append(name)
-                nsthread.create(name)
-                segment_fds[seg] = os.open(nsexec.NETNS_DIR / name, os.O_RDONLY | os.O_CLOEXEC)
+                segment_fds[seg] = os.open(nsexec.NETNS_DIR / f"{prefix}-{seg}", os.O_RDONLY | os.O_CLOEXEC)
             for host in hosts:
-                made.append(host.ns_name)
                 if host.spec.birth:
+                    made.append(host.ns_name)
                     self._create_from_parent(segment_fds[host.spec.nics[0].segment], host)
-                else:
-                    nsthread.create(host.ns_name)
                 host.ns_fd = os.open(host.ns_path, os.O_RDONLY | os.O_CLOEXEC)
             for seg in topology.segments:
                 self._wire_segment(f"{prefix}-{seg}", segment_fds[seg], seg, hosts)

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,15 +80,15 @@ class GuestPaths:
 
 
 def qemu_argv(image: VmImage, paths: GuestPaths, qemu_name: str, host: str, memory_mb: int, vcpus: int,
-              nics: list[GuestNic], accel: str) -> list[str]:
-    """The qemu command line of one guest."""
+              nics: list[GuestNic], accel: str, boot_params: Sequence[str] = ()) -> list[str]:
+    """The qemu command line of one guest; ``boot_params`` go on its kernel command line."""
     accel_args = ["-accel", "kvm", "-cpu", CPU_MODEL] if accel == "kvm" else \
         ["-accel", "tcg,thread=single,tb-size=32", "-cpu", CPU_MODEL]
     argv = [QEMU, "-name", f"{qemu_name},process={qemu_name}"[:200], "-nodefaults", "-no-user-config",
             "-display", "none", "-no-reboot", "-machine", "pc", *accel_args,
             "-m", str(memory_mb), "-smp", str(vcpus),
             "-kernel", str(image.kernel), "-initrd", str(image.initrd),
-            "-append", f"console=ttyS0 quiet loglevel=4 panic=-1 connlab.host={host}",
+            "-append", " ".join(["console=ttyS0 quiet loglevel=4 panic=-1", f"connlab.host={host}", *boot_params]),
             "-drive", f"file={image.root},if=virtio,format=raw,readonly=on",
             "-serial", f"file:{paths.console}",
             "-device", "virtio-serial-pci",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...agent.workers import BOOT
+from ...agent.workers import agent_command
 from ...errors import InventoryError, ProviderUnavailable
 from ..names import LabName
 from ..topology import HostSpec, Nic, Topology
@@ -51,7 +51,7 @@ class SshHost:
         return ChannelProcess(self.client, argv, **kwargs)  # type: ignore[return-value]
 
     def agent_argv(self, args: Sequence[str]) -> list[str]:
-        return [self.entry.python, "-I", "-c", BOOT, self.agent_dir, *args]
+        return agent_command(self.entry.python, self.agent_dir, list(args))
 
 
 def socket_in_netns(netns: str, address: str, port: int, timeout: float) -> socket.socket:

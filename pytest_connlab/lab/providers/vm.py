@@ -23,15 +23,15 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
-from ...agent.workers import BOOT
+from ...agent.workers import agent_command
 from ...errors import ProviderUnavailable
 from ..names import LabName
 from ..rundir import LOCK_DIR, private_dir
-from ..topology import HostSpec, Topology
+from ..topology import MAX_TCP_HASH, TCP_HASH_KEY, HostSpec, Topology
 from . import nsexec, nsthread, rtnl
 from .agentfiles import agent_tar
 from .base import Host, Spare
-from .netns import BRIDGE_INDEX
+from .netns import BIRTH_REPORT, BRIDGE_INDEX
 from .qemu import DEFAULT_MEMORY_MB, QEMU, Guest, GuestNic, GuestPaths, accelerator, qemu_argv
 from .sshproc import ChannelProcess, SessionLost
 from .tap import open_tap
@@ -59,6 +59,7 @@ class VmHost:
     kernel_release: str = ""
     image: VmImage | None = None  # what the session is opened with (its key and known host key)
     reconnects: int = 0  # sessions opened again after one ended
+    birth_report: dict[str, str | None] = field(default_factory=dict)  # what its kernel booted with
     label: str = field(init=False)
     local_pids = False  # popen() pids are the guest's, not this machine's
     own_kernel = True  # kernel-wide sysctls and process limits are this host's alone
@@ -88,7 +89,7 @@ class VmHost:
         self.reconnects += 1
 
     def agent_argv(self, args: Sequence[str]) -> list[str]:
-        return ["python3", "-I", "-c", BOOT, AGENT_DIR, *args]
+        return agent_command("python3", AGENT_DIR, list(args))
 
     def console_tail(self, limit: int = 3000) -> str:
         return self.guest.console_tail(limit)
@@ -97,6 +98,20 @@ class VmHost:
 def mac_of(host_index: int, nic_index: int) -> str:
     """A locally administered MAC (qemu's 52:54:00 prefix), unique within a lab."""
     return f"52:54:00:00:{host_index:02x}:{nic_index:02x}"
+
+
+def boot_params(birth: Sequence[tuple[str, str]]) -> list[str]:
+    """The guest kernel's command line for a host's birth settings. A namespace is born with the TCP
+    hash its parent's ``tcp_child_ehash_entries`` names; a guest's one table is sized at boot by
+    ``thash_entries``. No other birth setting exists; an unknown one is refused, naming it."""
+    params = []
+    for key, value in birth:
+        if key != TCP_HASH_KEY:
+            raise ValueError(f"the vm provider cannot boot a guest with {key} (only {TCP_HASH_KEY})")
+        if not value.isdigit() or not 1 <= int(value) <= MAX_TCP_HASH:
+            raise ValueError(f"{TCP_HASH_KEY} = {value!r}: an integer from 1 to {MAX_TCP_HASH} is needed")
+        params.append(f"thash_entries={int(value)}")
+    return params
 
 
 def nic_script(spec: HostSpec, host_index: int, segments: dict[str, IPv4Network]) -> str:
@@ -139,11 +154,21 @@ def _run_in(host: VmHost, argv: list[str], input: bytes | None = None, timeout: 
     return proc.returncode or 0, (out + err).decode(errors="replace").strip()
 
 
+def _read_born(host: VmHost) -> dict[str, str | None]:
+    """What the guest's kernel booted with (read before any lab setting is applied)."""
+    status, text = _run_in(host, ["sh", "-c", 'for k in "$@"; do cat "/proc/sys/$k" 2>/dev/null || echo -; done',
+                                  "born", *(key.replace(".", "/") for key in BIRTH_REPORT)])
+    values = text.split()
+    if status or len(values) != len(BIRTH_REPORT):
+        raise ProviderUnavailable(f"connlab: {host.label}: could not read its boot sysctls: {text}")
+    return {key: (None if value == "-" else value) for key, value in zip(BIRTH_REPORT, values)}
+
+
 class VmProvider:
     """Hosts as qemu guests on bridges in lab namespaces."""
 
     name = "vm"
-    applies_birth = False  # a guest is a whole kernel, not a namespace made from a parent
+    applies_birth = True  # a guest's TCP hash is sized on its kernel command line (thash_entries)
     disposable_hosts = True  # a guest takes its settings with it
     own_kernel = True  # each host's kernel, RAM and kernel-wide settings are its own
 
@@ -212,6 +237,8 @@ class VmProvider:
                 if transport is not None:
                     transport.set_keepalive(15)
                 self._configure(host, i, topology.segments)
+                if host.spec.birth:
+                    host.birth_report = _read_born(host)
         except BaseException:
             self._remove(hosts, made, folder)
             raise
@@ -230,7 +257,8 @@ class VmProvider:
                 nics.append(GuestNic(fd, mac_of(index, j)))
             paths = GuestPaths(folder, spec.name)
             paths.console.unlink(missing_ok=True)
-            argv = qemu_argv(image, paths, f"{prefix}-{spec.name}", spec.name, memory, vcpus, nics, self.accel)
+            argv = qemu_argv(image, paths, f"{prefix}-{spec.name}", spec.name, memory, vcpus, nics, self.accel,
+                             boot_params(spec.birth))
             guest = Guest(argv, paths, ns_fd, tuple(n.fd for n in nics))
         finally:
             for guest_nic in nics:
