@@ -93,7 +93,7 @@ import http.server, socket, time
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/slow":
-            time.sleep(4)
+            time.sleep(8)
         self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -143,9 +143,11 @@ def _slots_freed(lab, bound_s: float = 10.0) -> None:
 
 def _at_once(lab, urls: list[str], first: int) -> list[tuple[int, str]]:
     """Slow requests from every client, the first ``first`` of them admitted before the others start."""
-    early = [_curl(c, u) for c, u in zip(lab.clients[:first], urls)]
+    # /slow answers after 8 s: long enough for every early request to be held at once, also where
+    # each curl starts slowly (a guest on a software CPU, reached over SSH: about 0.5 s each)
+    early = [_curl(c, u, max_time=20) for c, u in zip(lab.clients[:first], urls)]
     _established(lab, first)
-    late = [_curl(c, u) for c, u in zip(lab.clients[first:], urls[first:])]
+    late = [_curl(c, u, max_time=20) for c, u in zip(lab.clients[first:], urls[first:])]
     return [_outcome(p) for p in (*early, *late)]
 
 
