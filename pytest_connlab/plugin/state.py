@@ -14,6 +14,7 @@ from ..lab.reaper import RunLock
 from ..profiles.profile import Profile
 from ..report.baseline import Tolerance
 from ..report.observation import Observation
+from .schedule import DurationRecorder
 
 
 @dataclass
@@ -42,7 +43,7 @@ class ConnlabState:
     tolerance: Tolerance | None = None  # --lab-compare-fail
     plots_dir: str | None = None  # --lab-plots
     narrator: Narrator = field(default_factory=Narrator)  # Allure's when allure-pytest writes results
-    durations: Any = None  # the controller's schedule.DurationRecorder (the next parallel run's order)
+    durations: DurationRecorder | None = None  # the controller's (the next parallel run's order)
 
     def get_factory(self) -> LabFactory:
         """The session's factory, made on first use (a run with no lab test makes none)."""

@@ -200,10 +200,11 @@ def pin_own_kernel_for_hold(lab: Lab, connections: int) -> None:
     measures ports, not memory; memory_per_connection measures memory and leaves both alone."""
     if not lab.server.own_kernel:
         return
-    pages = [int(v) for v in (lab.server.sysctls([TCP_MEM])[TCP_MEM] or "0 0 0").split()]
     wanted = [connections, 2 * connections, 4 * connections]  # pages: about 0.4 a connection was seen
-    lab.pin("all", {"net.ipv4.tcp_max_orphans": str(4 * connections),
-                    TCP_MEM: " ".join(str(max(have, want)) for have, want in zip(pages, wanted))},
+    for host in lab.hosts_for("all"):  # one value for every host, lower than none of theirs
+        have = [int(v) for v in (host.sysctls([TCP_MEM])[TCP_MEM] or "0 0 0").split()]
+        wanted = [max(a, b) for a, b in zip(wanted, have)]
+    lab.pin("all", {"net.ipv4.tcp_max_orphans": str(4 * connections), TCP_MEM: " ".join(map(str, wanted))},
             "closing every held connection at once must not run past the guest's orphan and TCP memory limits")
 
 

@@ -25,8 +25,8 @@ from ..topology import HostSpec, Topology
 from . import nsexec, nsthread, rtnl
 from .base import Host, Spare, local_agent_argv
 
-# What a namespace made with birth sysctls was born with (tcp_child_ehash_entries shrinks these).
 T = TypeVar("T")
+# What a namespace made with birth sysctls was born with (tcp_child_ehash_entries shrinks these).
 BIRTH_REPORT = ("net.ipv4.tcp_ehash_entries", "net.ipv4.tcp_max_tw_buckets", "net.ipv4.tcp_max_syn_backlog")
 # Interface indexes chosen at creation, above those a new namespace's own devices take (lo is 1;
 # fallback tunnels such as tunl0 or sit0 take the next ones where their modules are loaded).

@@ -13,6 +13,7 @@ runs (by pid, command line checked).
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -155,13 +156,13 @@ def _run_in(host: VmHost, argv: list[str], input: bytes | None = None, timeout: 
 
 
 def _read_born(host: VmHost) -> dict[str, str | None]:
-    """What the guest's kernel booted with (read before any lab setting is applied)."""
-    status, text = _run_in(host, ["sh", "-c", 'for k in "$@"; do cat "/proc/sys/$k" 2>/dev/null || echo -; done',
-                                  "born", *(key.replace(".", "/") for key in BIRTH_REPORT)])
-    values = text.split()
-    if status or len(values) != len(BIRTH_REPORT):
-        raise ProviderUnavailable(f"connlab: {host.label}: could not read its boot sysctls: {text}")
-    return {key: (None if value == "-" else value) for key, value in zip(BIRTH_REPORT, values)}
+    """What the guest's kernel booted with (read by the agent's sysctl role before any lab setting)."""
+    status, text = _run_in(host, host.agent_argv(["sysctl", "--get", *BIRTH_REPORT]))
+    try:
+        values = json.loads(text)["values"]
+    except (ValueError, KeyError, TypeError):
+        raise ProviderUnavailable(f"connlab: {host.label}: could not read its boot sysctls: {text}") from None
+    return {key: values.get(key) for key in BIRTH_REPORT}
 
 
 class VmProvider:
