@@ -76,12 +76,26 @@ def _accept_ready(listener: socket.socket, sel: selectors.BaseSelector, mode: st
             return
         stats.accepted += 1
         conn.setblocking(False)
+        if mode == "close" and _closed_by_peer(conn):
+            stats.closed_by_peer += 1  # a churning client closes at once: no wake-up spent on it
+            conn.close()
+            continue
         if mode == "http" and http.max_conns and len(open_socks) >= http.max_conns:
             http.over.add(conn.fileno())
         open_socks.add(conn)
         stats.peak_open = max(stats.peak_open, len(open_socks))
         if mode != "hold":
             sel.register(conn, selectors.EVENT_READ)
+
+
+def _closed_by_peer(conn: socket.socket) -> bool:
+    """True when the peer has already closed (EOF or an error waiting): nothing is left to read."""
+    try:
+        return conn.recv(65536) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 def _answer_http(conn: socket.socket, data: bytes, stats: ServerStats, http: HttpPolicy) -> bool:

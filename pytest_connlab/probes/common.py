@@ -151,10 +151,14 @@ def second_source(lab: Lab) -> tuple[LabHost, str]:
                         "@pytest.mark.topology(clients=2) or ips_per_client=2")
 
 
+MEASURING_QUEUE = 4096  # the measuring server's accept queue, unless a probe needs more
+MAX_QUEUE = 65535
+
+
 def pin_measuring_server(lab: Lab, why: str = "the measuring server must not drop SYNs while it "
-                         "accepts: the limit measured is elsewhere") -> None:
-    """Give the server's accept queue room (somaxconn 4096), whatever the profile's backlog cap."""
-    lab.pin("server", {"net.core.somaxconn": "4096"}, why, override=True)
+                         "accepts: the limit measured is elsewhere", queue: int = MEASURING_QUEUE) -> None:
+    """Give the server's accept queue room (somaxconn ``queue``), whatever the profile's backlog cap."""
+    lab.pin("server", {"net.core.somaxconn": str(queue)}, why, override=True)
 
 
 def hold_connections(client: LabHost, target: Target, count: int, timeout: float,

@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..report.observation import NO_ERROR, Observation, counter_delta
-from .common import expectation, observation, pin_measuring_server, start_agent_server
+from .common import (
+    MAX_QUEUE,
+    MEASURING_QUEUE,
+    expectation,
+    observation,
+    pin_measuring_server,
+    start_agent_server,
+)
 from .sampling import Sampler
 
 if TYPE_CHECKING:
     from ..lab.lab import Lab
+    from ..lab.labhost import LabHost
     from ..lab.target import Target
 
 LIMIT = "ephemeral_ports"
@@ -27,6 +35,7 @@ MAX_BOUND = 70_000
 TIME_WAIT_S = 60  # TCP_TIMEWAIT_LEN
 
 
+CLOSING_STATES = ("FIN_WAIT1", "FIN_WAIT2", "CLOSING")
 NO_LIMIT_BOUND = 10_000  # connects tried when the lab's settings imply no exhaustion
 
 
@@ -37,12 +46,33 @@ def client_port_range(lab: Lab) -> tuple[int, int]:
     return low, high
 
 
-def pin_churn_conditions(lab: Lab, own_server: bool = True) -> None:
+def churn_queue(connects: int) -> int:
+    """An accept queue that holds every connection a churn of ``connects`` can make: a server that
+    falls behind (a busy host) then never finds its queue full, so it never drops, and on a
+    profile that refuses at a full backlog never refuses, a SYN of the churn."""
+    return max(MEASURING_QUEUE, min(MAX_QUEUE, connects))
+
+
+def pin_churn_conditions(lab: Lab, own_server: bool = True, queue: int = MEASURING_QUEUE) -> None:
     """What a churn measurement needs: no TIME_WAIT assassination on the client, and a
     measuring server that never drops a SYN (LIMITS.md pitfalls 3 and 4)."""
     lab.pin("client", {"net.ipv4.tcp_rfc1337": "1"}, "no TIME_WAIT assassination")
     if own_server:
-        pin_measuring_server(lab, "the measuring server must not drop SYNs: the limit measured is the client's")
+        pin_measuring_server(lab, "the measuring server must not drop SYNs: the limit measured is the client's",
+                             queue=queue)
+
+
+def settled_view(client: LabHost, port: int, bound_s: float = 15.0) -> dict[str, Any]:
+    """The client's sockets toward the server once its closes have finished: a server that fell
+    behind (its queue is deep) still has to accept and close the last connections, which wait in
+    FIN_WAIT2 until it does. Read again every 0.2 s, at most ``bound_s``."""
+    deadline = time.monotonic() + bound_s
+    while True:
+        seen = client.observe(port)
+        closing = sum(int(seen["sockets"]["remote_port"].get(state, 0)) for state in CLOSING_STATES)
+        if not closing or time.monotonic() >= deadline:
+            return seen
+        time.sleep(0.2)
 
 
 def _derived(lab: Lab, size: int, low: int, high: int) -> tuple[int | None, str]:
@@ -61,13 +91,14 @@ def ephemeral_ports(lab: Lab, target: Target | None = None, port_pool: str = "pe
         deadline_s: float = 120.0, workers: int | None = None) -> Observation:
     """Measure the ephemeral port pool of the first client toward one server ip:port."""
     client = lab.clients[0]
-    pin_churn_conditions(lab, own_server=target is None)
     low, high = client_port_range(lab)
     size = high - low + 1
     derived = _derived(lab, size, low, high)
     exp = expectation(lab, LIMIT, derived, default_endings=("EADDRNOTAVAIL",) if derived[0] else ())
     bound = min(MAX_BOUND, max(size, exp.value or 0) + 64) if exp.value is not None else NO_LIMIT_BOUND
-    server = target or start_agent_server(lab, "close")
+    queue = churn_queue(bound)
+    pin_churn_conditions(lab, own_server=target is None, queue=queue)
+    server = target or start_agent_server(lab, "close", backlog=queue)
     before = client.observe(server.port)["counters"]
     start = time.monotonic()
     with Sampler(lab, LIMIT + ": {:,} ports of the client in TIME_WAIT",
@@ -77,7 +108,7 @@ def ephemeral_ports(lab: Lab, target: Target | None = None, port_pool: str = "pe
                                    "--port-pool", port_pool, "--workers", str(workers or os.cpu_count() or 1),
                                    timeout=deadline_s + 30)
     duration = time.monotonic() - start
-    seen = client.observe(server.port)
+    seen = settled_view(client, server.port)
     states = seen["sockets"]["remote_port"]
     stats = server.stop() if target is None else {}
     error = result["error"]

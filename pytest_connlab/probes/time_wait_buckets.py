@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..report.observation import NO_ERROR, Observation, counter_delta
 from .common import expectation, observation, start_agent_server
-from .ephemeral_ports import client_port_range, pin_churn_conditions
+from .ephemeral_ports import churn_queue, client_port_range, pin_churn_conditions
 
 if TYPE_CHECKING:
     from ..lab.lab import Lab
@@ -40,15 +40,15 @@ def drain_time_wait(host: LabHost, bound_s: float = 65.0) -> float:
 def time_wait_buckets(lab: Lab, extra: int = 1000) -> Observation:
     """Churn past tcp_max_tw_buckets and count the TIME_WAIT entries the client keeps."""
     client = lab.clients[0]
-    pin_churn_conditions(lab)
     limit = client.int_sysctls(["net.ipv4.tcp_max_tw_buckets"])["net.ipv4.tcp_max_tw_buckets"]
     low, high = client_port_range(lab)
     pool = high - low + 1
     count = min(limit + extra, 60_000)
+    pin_churn_conditions(lab, queue=churn_queue(count))
     exp = expectation(lab, "time_wait_buckets", (min(limit, count, pool), f"tcp_max_tw_buckets {limit}"),
                       lab_endings=(NO_ERROR,))  # nothing fails here: a failure is a finding
     waited = drain_time_wait(client)
-    server = start_agent_server(lab, "close", extra=("--one-cpu",))
+    server = start_agent_server(lab, "close", backlog=churn_queue(count), extra=("--one-cpu",))
     before = client.observe(server.port)
     start = time.monotonic()
     result = client.agent_once("churn", "--target", server.endpoint, "--source", client.address,
