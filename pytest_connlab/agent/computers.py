@@ -3,34 +3,21 @@
 The lab's nft rule admits the first SYN of a computer (a source address) while the
 server's set of admitted computers has room (a dynamic set of size N, one per address
 family) and resets TCP connections from any other. This role makes the set mean
-"computers connected now": every ``interval`` seconds (longer while a poll is costly) it reads the server's TCP peers
-(sock_diag: every state but LISTEN, TIME_WAIT and CLOSE) and deletes an admitted
+"computers connected now": every ``interval`` seconds (longer while a poll is costly) it
+reads the server's TCP peers (sock_diag: every state but LISTEN, TIME_WAIT and CLOSE) and
+the admitted addresses (nfnetlink: no process per poll), and deletes an admitted
 address that has had no connection for ``idle`` seconds, so the next computer gets
 its slot. Only TCP takes a slot; ping and UDP pass the rule untouched.
 """
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 
 from . import proto
 from .listenwatch import NAME
+from .nftsets import addresses
 from .sockdiag import peers
-
-
-def _elements(table: str, set_name: str) -> set[str]:
-    """The addresses in an nft set now (empty when it cannot be listed)."""
-    out = subprocess.run(["nft", "-j", "list", "set", "inet", table, set_name], capture_output=True, text=True)
-    if out.returncode != 0:
-        return set()
-    found: set[str] = set()
-    for item in json.loads(out.stdout).get("nftables", []):
-        for elem in item.get("set", {}).get("elem", []):
-            value = elem.get("elem", {}).get("val") if isinstance(elem, dict) else elem
-            if isinstance(value, str):
-                found.add(value)
-    return found
 
 
 def free_slots(table: str, sets: list[str], idle_s: float, interval_s: float, max_seconds: float) -> None:
@@ -51,7 +38,7 @@ def free_slots(table: str, sets: list[str], idle_s: float, interval_s: float, ma
             started = time.monotonic()
             live = peers()
             now = time.monotonic()
-            admitted = {(s, addr) for s in sets for addr in _elements(table, s)}
+            admitted = {(s, addr) for s in sets for addr in addresses(table, s)}
             for key in list(absent_since):
                 if key not in admitted or key[1] in live:
                     del absent_since[key]
