@@ -11,25 +11,17 @@ import socket
 import struct
 from collections.abc import Iterator
 
+from .netlink import NFGEN, NLATTR, NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR, NLMSG_HDR, attr
+
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_QUEUE = 3
 MSG_PACKET, MSG_VERDICT, MSG_CONFIG = 0, 1, 2
-NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
-NLMSG_ERROR = 2
 CFG_CMD, CFG_PARAMS, CFG_QUEUE_MAXLEN, CFG_MASK, CFG_FLAGS = 1, 2, 3, 4, 5
 CMD_BIND = 1
 COPY_PACKET = 2
 F_FAIL_OPEN = 0x1  # a full queue lets packets pass instead of dropping them
 ATTR_PACKET_HDR, ATTR_VERDICT_HDR, ATTR_PAYLOAD = 1, 2, 10
 NF_DROP, NF_ACCEPT = 0, 1
-NLMSG_HDR = struct.Struct("=IHHII")
-NFGEN = struct.Struct("=BBH")  # family, version, queue number (big-endian)
-NLATTR = struct.Struct("=HH")
-
-
-def _attr(kind: int, data: bytes) -> bytes:
-    length = NLATTR.size + len(data)
-    return NLATTR.pack(length, kind) + data + b"\0" * (-length % 4)
 
 
 class Queue:
@@ -44,11 +36,11 @@ class Queue:
         except OSError:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
         self._seq = 0
-        self._configure([_attr(CFG_CMD, struct.pack("=BBH", CMD_BIND, 0, 0))])
-        self._configure([_attr(CFG_PARAMS, struct.pack(">IB", copy_range, COPY_PACKET)),
-                         _attr(CFG_QUEUE_MAXLEN, struct.pack(">I", max_len)),
-                         _attr(CFG_MASK, struct.pack(">I", F_FAIL_OPEN)),
-                         _attr(CFG_FLAGS, struct.pack(">I", F_FAIL_OPEN))])
+        self._configure([attr(CFG_CMD, struct.pack("=BBH", CMD_BIND, 0, 0))])
+        self._configure([attr(CFG_PARAMS, struct.pack(">IB", copy_range, COPY_PACKET)),
+                         attr(CFG_QUEUE_MAXLEN, struct.pack(">I", max_len)),
+                         attr(CFG_MASK, struct.pack(">I", F_FAIL_OPEN)),
+                         attr(CFG_FLAGS, struct.pack(">I", F_FAIL_OPEN))])
 
     def _message(self, kind: int, attrs: list[bytes], flags: int) -> bytes:
         self._seq += 1
@@ -97,7 +89,7 @@ class Queue:
             offset += (length + 3) & ~3
 
     def verdict(self, packet_id: int, accept: bool) -> None:
-        body = _attr(ATTR_VERDICT_HDR, struct.pack(">II", NF_ACCEPT if accept else NF_DROP, packet_id))
+        body = attr(ATTR_VERDICT_HDR, struct.pack(">II", NF_ACCEPT if accept else NF_DROP, packet_id))
         self.sock.send(self._message(MSG_VERDICT, [body], NLM_F_REQUEST))
 
     def close(self) -> None:

@@ -10,48 +10,28 @@ import socket
 import struct
 from collections.abc import Iterator
 
+from .netlink import NFGEN, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDR, attr, attrs
+
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
 NFT_MSG_GETSETELEM = 13
 NFPROTO_INET = 1
-NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
-NLMSG_ERROR, NLMSG_DONE = 2, 3
-NLA_TYPE_MASK = 0x3FFF  # without the nested and byte-order flags
 LIST_TABLE, LIST_SET, LIST_ELEMENTS = 1, 2, 3  # NFTA_SET_ELEM_LIST_*
 LIST_ELEM = 1  # NFTA_LIST_ELEM
 ELEM_KEY = 1  # NFTA_SET_ELEM_KEY
 DATA_VALUE = 1  # NFTA_DATA_VALUE
-NLMSG_HDR = struct.Struct("=IHHII")
-NFGEN = struct.Struct("=BBH")
-NLATTR = struct.Struct("=HH")
-
-
-def _attr(kind: int, data: bytes) -> bytes:
-    length = NLATTR.size + len(data)
-    return NLATTR.pack(length, kind) + data + b"\0" * (-length % 4)
-
-
-def _attrs(data: bytes) -> Iterator[tuple[int, bytes]]:
-    """(type, payload) of each netlink attribute in ``data``."""
-    offset = 0
-    while offset + NLATTR.size <= len(data):
-        length, kind = NLATTR.unpack_from(data, offset)
-        if length < NLATTR.size:
-            return
-        yield kind & NLA_TYPE_MASK, data[offset + NLATTR.size: offset + length]
-        offset += (length + 3) & ~3
 
 
 def _first(data: bytes, kind: int) -> bytes | None:
-    return next((payload for k, payload in _attrs(data) if k == kind), None)
+    return next((payload for k, payload in attrs(data) if k == kind), None)
 
 
 def _keys(message: bytes) -> Iterator[bytes]:
     """The raw key of each element in one NEWSETELEM message's attributes."""
-    for kind, elements in _attrs(message):
+    for kind, elements in attrs(message):
         if kind != LIST_ELEMENTS:
             continue
-        for elem_kind, element in _attrs(elements):
+        for elem_kind, element in attrs(elements):
             key = _first(element, ELEM_KEY) if elem_kind == LIST_ELEM else None
             value = _first(key, DATA_VALUE) if key is not None else None
             if value is not None:
@@ -59,8 +39,8 @@ def _keys(message: bytes) -> Iterator[bytes]:
 
 
 def _request(table: str, set_name: str) -> bytes:
-    body = (NFGEN.pack(NFPROTO_INET, 0, 0) + _attr(LIST_TABLE, table.encode() + b"\0")
-            + _attr(LIST_SET, set_name.encode() + b"\0"))
+    body = (NFGEN.pack(NFPROTO_INET, 0, 0) + attr(LIST_TABLE, table.encode() + b"\0")
+            + attr(LIST_SET, set_name.encode() + b"\0"))
     return NLMSG_HDR.pack(NLMSG_HDR.size + len(body), (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSETELEM,
                           NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + body
 

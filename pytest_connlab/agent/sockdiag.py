@@ -10,11 +10,10 @@ import socket
 import struct
 from collections.abc import Iterator
 
+from .netlink import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDR
+
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
-NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
-NLMSG_DONE, NLMSG_ERROR = 3, 2
-NLMSG_HDR = struct.Struct("=IHHII")
 # inet_diag_req_v2: family, protocol, ext, pad, states; then inet_diag_sockid (48 bytes, zero: any)
 DIAG_REQ = struct.Struct("=BBBBI48x")
 # inet_diag_msg: family, state, timer, retrans (4 bytes); sockid: sport, dport (big-endian),
