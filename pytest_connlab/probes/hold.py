@@ -200,12 +200,18 @@ def pin_own_kernel_for_hold(lab: Lab, connections: int) -> None:
     measures ports, not memory; memory_per_connection measures memory and leaves both alone."""
     if not lab.server.own_kernel:
         return
-    wanted = [connections, 2 * connections, 4 * connections]  # pages: about 0.4 a connection was seen
-    for host in lab.hosts_for("all"):  # one value for every host, lower than none of theirs
+    lab.pin("all", {"net.ipv4.tcp_max_orphans": str(4 * connections), TCP_MEM: tcp_mem_for(lab, "all", connections)},
+            "closing every held connection at once must not run past the guest's orphan and TCP memory limits")
+
+
+def tcp_mem_for(lab: Lab, role: str, connections: int) -> str:
+    """A tcp_mem (pages) with room for ``connections``: 1, 2 and 4 pages each (about 0.4 a connection
+    was seen while held, more as they close), and lower than no host of ``role`` has now."""
+    wanted = [connections, 2 * connections, 4 * connections]
+    for host in lab.hosts_for(role):  # one value for every host, lower than none of theirs
         have = [int(v) for v in (host.sysctls([TCP_MEM])[TCP_MEM] or "0 0 0").split()]
         wanted = [max(a, b) for a, b in zip(wanted, have)]
-    lab.pin("all", {"net.ipv4.tcp_max_orphans": str(4 * connections), TCP_MEM: " ".join(map(str, wanted))},
-            "closing every held connection at once must not run past the guest's orphan and TCP memory limits")
+    return " ".join(map(str, wanted))
 
 
 def hold(lab: Lab, target: Target | None = None, connections: int = 10_000, for_s: float = 5.0,

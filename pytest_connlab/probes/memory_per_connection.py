@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import AgentError, LabSetupError
 from ..report.observation import Observation
 from .common import expectation, observation
-from .hold import _start_clients, pin_hold_server, start_hold_server
+from .hold import TCP_MEM, _start_clients, pin_hold_server, start_hold_server, tcp_mem_for
 from .holdplan import plan_hold
 
 if TYPE_CHECKING:
@@ -34,6 +34,8 @@ WIDE_PORTS = "1024 65535"
 SLAB_EVERY_S = 10.0
 EPOLL_WATCHES = "4194304"
 ABORT_ON_MEMORY = "TcpExtTCPAbortOnMemory"
+CLIENT_ENDING = ("held", "errors", "exhausted", "not_attempted", "unfinished", "ramp_s")
+PORT_RANGE = "net.ipv4.ip_local_port_range"
 
 
 def _console_endings(text: str) -> dict[str, Any]:
@@ -56,9 +58,16 @@ def memory_per_connection(lab: Lab, deadline_s: float = 600.0, in_flight: int = 
     mem_total = int(before.get("mem_total") or 0)
     console = getattr(lab.server.host, "console_tail", lambda limit: "")
     console_before = console(200_000)
-    bound = max(1000, mem_total // BYTES_FLOOR)
+    sources = sum(len(c.addresses) for c in lab.clients)
+    # past half its range a source's every connect() walks the used even ports first (port parity),
+    # which on a software CPU stalls the ramp: no source is planned past half of WIDE_PORTS
+    low, high = (int(x) for x in WIDE_PORTS.split())
+    bound = max(1000, min(mem_total // BYTES_FLOOR, sources * ((high - low + 1) // 2)))
     for client in lab.clients:
-        lab.set_sysctls(client, {"net.ipv4.ip_local_port_range": WIDE_PORTS})
+        lab.set_sysctls(client, {PORT_RANGE: WIDE_PORTS})
+    if all(c.own_kernel for c in lab.clients):  # the server's RAM is measured, not the clients' TCP memory
+        lab.pin("client", {TCP_MEM: tcp_mem_for(lab, "client", bound)},
+                "the clients' TCP memory must not end the ramp: the server's is what is measured")
     lab.conditions["client:net.ipv4.ip_local_port_range"] = f"{WIDE_PORTS} (enough ports to reach the RAM's limit)"
     # the epoll watch cap (4% of RAM) would end the agent's servers before memory does: out of the way
     lab.pin("all", {"fs.epoll.max_user_watches": EPOLL_WATCHES}, "the agent's epoll must not end the ramp")
@@ -74,6 +83,7 @@ def memory_per_connection(lab: Lab, deadline_s: float = 600.0, in_flight: int = 
     clients, _ = _start_clients(lab, plan, server, in_flight, connect_timeout, deadline_s, 1.0, False)
     ramp = _Ramp(time.monotonic(), int(before.get("slab") or 0))
     ramp_end = ramp.run(lab, server, clients, deadline_s, plateau_s)
+    at_end = _at_ramp_end(lab)  # before the release: closing every connection at once has costs of its own
     for proc in clients:
         proc.stop()
     try:
@@ -86,19 +96,26 @@ def memory_per_connection(lab: Lab, deadline_s: float = 600.0, in_flight: int = 
         tcp_mem = lab.server.sysctls(["net.ipv4.tcp_mem"])["net.ipv4.tcp_mem"]
     except Exception as exc:  # paramiko's SSHException, AgentError, OSError: the guest is gone
         counters_after, tcp_mem = counters_before, f"unread: {type(exc).__name__}"
-    aborted = int(counters_after.get(ABORT_ON_MEMORY, 0)) - int(counters_before.get(ABORT_ON_MEMORY, 0))
+    aborted = _delta(counters_before, at_end.get("server_counters"), ABORT_ON_MEMORY)
+    at_release = _delta(at_end.get("server_counters") or counters_before, counters_after, ABORT_ON_MEMORY)
+    over_tcp_mem = _over_tcp_mem(at_end.get("hosts", {}))
     detail = ramp_end
     if said["panic"]:
         ended, detail = "kernel panic", said["panic"][-1]
     elif said["oom_killed"]:
         ended, detail = "OOM kill", f"the OOM killer ended {', '.join(said['oom_killed'])}"
-    elif aborted > 0 or said["tcp_out_of_memory"]:
-        ended, detail = "tcp_mem", f"TCP out of memory: {aborted:,} connections aborted (tcp_mem {tcp_mem} pages)"
+    elif aborted > 0 or said["tcp_out_of_memory"] or over_tcp_mem:
+        ended = "tcp_mem"
+        detail = "; ".join([f"TCP out of memory: {aborted:,} connections aborted during the ramp"] * (aborted > 0)
+                           + [f"{h}: TCP memory {pages:,} pages at its tcp_mem limit {limit:,}"
+                              for h, pages, limit in over_tcp_mem]) or "TCP out of memory (console)"
     else:
         ended = ramp_end
     per_conn = ramp.bytes_per_connection
     evidence = {
-        "tcp_mem": tcp_mem, "aborted_on_memory": aborted, "ending": detail,
+        "tcp_mem": tcp_mem, "aborted_on_memory": aborted, "aborted_on_memory_at_release": at_release,
+        "ending": detail, "ramp_ended": ramp_end, "at_ramp_end": at_end.get("hosts", {}),
+        "clients_at_ramp_end": {name: ramp.client_endings.get(i) for i, name in enumerate(plan.clients)},
         "mem_total": mem_total, "mem_available_before": int(before.get("mem_available") or 0),
         "peak_held": ramp.peak, "kernel_bytes_per_connection": per_conn, "slab_samples": ramp.slab_samples,
         "console": said, "accelerator": getattr(lab.server.host, "accel", ""), "layout": plan.describe(),
@@ -114,6 +131,43 @@ def memory_per_connection(lab: Lab, deadline_s: float = 600.0, in_flight: int = 
                        duration_s=time.monotonic() - ramp.start, evidence=evidence)
 
 
+def _at_ramp_end(lab: Lab) -> dict[str, Any]:
+    """Every host's TCP memory and sockets, and the server's counters, once the ramp has ended (a
+    host that cannot be read, short of memory, is left out)."""
+    hosts: dict[str, Any] = {}
+    out: dict[str, Any] = {"hosts": hosts}
+    for host in [lab.server, *lab.clients]:
+        try:
+            reading = host.pressure()
+        except Exception:  # AgentError, paramiko's SSHException, OSError: a guest short of memory
+            continue
+        seen = reading["pressure"]
+        hosts[host.name] = {"tcp_mem_pages": seen.get("tcp_mem_pages"), "tcp_mem": seen.get("tcp_mem"),
+                            "sockets_in_use": seen.get("in_use"), "orphans": seen.get("orphans"),
+                            "mem_available": seen.get("mem_available")}
+        if host is lab.server:
+            out["server_counters"] = reading["counters"]
+        else:
+            hosts[host.name]["port_range"] = host.sysctls([PORT_RANGE])[PORT_RANGE]
+    return out
+
+
+def _delta(before: dict[str, Any] | None, after: dict[str, Any] | None, key: str) -> int:
+    if not before or not after:
+        return 0
+    return int(after.get(key, 0)) - int(before.get(key, 0))
+
+
+def _over_tcp_mem(hosts: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """(host, pages, limit) of each host whose TCP memory reached tcp_mem's hard limit."""
+    over = []
+    for name, seen in hosts.items():
+        limits, pages = seen.get("tcp_mem") or [], seen.get("tcp_mem_pages")
+        if len(limits) == 3 and pages is not None and int(pages) >= int(limits[2]):
+            over.append((name, int(pages), int(limits[2])))
+    return over
+
+
 class _Ramp:
     """The server's count while the clients ramp: peak, samples, Slab growth per connection."""
 
@@ -123,6 +177,7 @@ class _Ramp:
         self.peak = 0
         self.samples: list[tuple[float, int]] = []
         self.slab_samples: list[tuple[int, int]] = []  # (connections held, Slab bytes)
+        self.client_endings: dict[int, dict[str, Any]] = {}  # a client's last progress, then its 'opened' event
 
     @property
     def bytes_per_connection(self) -> float | None:
@@ -165,10 +220,16 @@ class _Ramp:
                     pass  # short of memory may fail a sample; the next one, or the console, tells more
             for i, proc in enumerate(clients):
                 try:
-                    if any(e.get("event") == "opened" for e in proc.events_within(0)):
-                        done.add(i)
-                except AgentError:
+                    for event in proc.events_within(0):
+                        if event.get("event") == "progress":
+                            self.client_endings.setdefault(i, {}).update(held=event.get("held"),
+                                                                         pending=event.get("pending"))
+                        if event.get("event") == "opened":
+                            done.add(i)
+                            self.client_endings[i] = {k: event.get(k) for k in CLIENT_ENDING}
+                except AgentError as exc:
                     done.add(i)
+                    self.client_endings[i] = {"died": str(exc)[:300]}
             if len(done) == len(clients):
                 return "no error: every planned connection opened"
             if self.peak and now - grew_at > plateau_s:
