@@ -7,6 +7,8 @@ import pytest
 
 def _check_ending(obs):
     ev = obs.evidence
+    if obs.disturbed:  # the emulator stalled (a guest's NIC): no figure of the box's memory to check
+        pytest.skip(f"disturbed: {obs.disturbed}")
     assert obs.observed > 1000, obs.explain()
     assert ev["kernel_bytes_per_connection"], obs.explain()
     # it ended by memory: an OOM kill or a panic the guest's console reports, or TCP aborts the kernel

@@ -172,15 +172,27 @@ def test_kernel_wide_settings_skip_on_a_namespace_provider_with_the_reason(pytes
                                  "kernel*--lab-provider vm*"])
 
 
+def memory_rows(pytester, name, *args):
+    """The rows of one run of labs/test_memory.py on vm (a disturbed row is skipped there, with why)."""
+    out = pytester.path / name
+    result = pytester.runpytest_subprocess(str(REPO / "labs" / "test_memory.py"), "--lab-provider=vm",
+                                           f"--lab-json={out}", "-p", "no:cacheprovider", *args)
+    outcomes = result.parseoutcomes()
+    assert not outcomes.get("failed") and not outcomes.get("errors"), result.stdout.str()[-3000:]
+    return results(out)[1]
+
+
 @vm
 @pytest.mark.usefixtures("needs_vm")
 def test_memory_limits_of_512_mb_and_1_gb_guests(pytester):
-    out = pytester.path / "memory.json"
-    result = pytester.runpytest_subprocess(str(REPO / "labs" / "test_memory.py"), "--lab-provider=vm",
-                                           f"--lab-json={out}", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2)
-    _, rows = results(out)
+    rows = memory_rows(pytester, "memory.json")
+    disturbed = [r["test"] for r in rows if r["verdict"] == "disturbed"]
+    if disturbed:  # the emulator stalled a guest's NIC (said in the row): once more, on fresh guests
+        again = memory_rows(pytester, "again.json", "-k", " or ".join(t.split("::")[-1].split("[")[0]
+                                                                      for t in disturbed))
+        rows = [r for r in rows if r["test"] not in disturbed] + again
     by_size = {r["detail"]["evidence"]["mem_total"]: r for r in rows}
+    assert len(by_size) == 2 and all(r["verdict"] == "ok" for r in rows), [(r["test"], r["verdict"]) for r in rows]
     small, large = (by_size[k] for k in sorted(by_size))
     assert small["observed"] < large["observed"]  # more RAM holds more
     for row in (small, large):

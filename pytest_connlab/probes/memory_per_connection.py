@@ -36,6 +36,8 @@ EPOLL_WATCHES = "4194304"
 ABORT_ON_MEMORY = "TcpExtTCPAbortOnMemory"
 CLIENT_ENDING = ("held", "errors", "exhausted", "not_attempted", "unfinished", "ramp_s")
 PORT_RANGE = "net.ipv4.ip_local_port_range"
+IN_FLIGHT = 256  # connects in flight per client
+NIC_STALL = re.compile(r"[^\n]*(?:NETDEV WATCHDOG|TX timeout)[^\n]*")
 
 
 def _console_endings(text: str) -> dict[str, Any]:
@@ -46,7 +48,7 @@ def _console_endings(text: str) -> dict[str, Any]:
             "tcp_out_of_memory": [m.group(0).strip() for m in TCP_OOM_LINE.finditer(text)][-3:]}
 
 
-def memory_per_connection(lab: Lab, deadline_s: float = 600.0, in_flight: int = 256,
+def memory_per_connection(lab: Lab, deadline_s: float = 600.0, in_flight: int = IN_FLIGHT,
                           connect_timeout: float = 3.0, plateau_s: float = 20.0) -> Observation:
     """Ramp idle connections to a server with its own RAM until it can hold no more; report the peak,
     how it ended (the OOM kill of the holder, no growth for ``plateau_s`` while clients keep
@@ -58,6 +60,7 @@ def memory_per_connection(lab: Lab, deadline_s: float = 600.0, in_flight: int = 
     mem_total = int(before.get("mem_total") or 0)
     console = getattr(lab.server.host, "console_tail", lambda limit: "")
     console_before = console(200_000)
+    consoles_before = _consoles(lab)
     sources = sum(len(c.addresses) for c in lab.clients)
     # past half its range a source's every connect() walks the used even ports first (port parity),
     # which on a software CPU stalls the ramp: no source is planned past half of WIDE_PORTS
@@ -71,7 +74,8 @@ def memory_per_connection(lab: Lab, deadline_s: float = 600.0, in_flight: int = 
     lab.conditions["client:net.ipv4.ip_local_port_range"] = f"{WIDE_PORTS} (enough ports to reach the RAM's limit)"
     # the epoll watch cap (4% of RAM) would end the agent's servers before memory does: out of the way
     lab.pin("all", {"fs.epoll.max_user_watches": EPOLL_WATCHES}, "the agent's epoll must not end the ramp")
-    counters_before = lab.server.pressure()["counters"]
+    all_before = {h.name: h.pressure()["counters"] for h in [lab.server, *lab.clients]}
+    counters_before = all_before[lab.server.name]
     exp = expectation(lab, "memory_per_connection", (None, "no figure predicted: measured in a guest of "
                                                      f"{mem_total // 2**20} MiB, which memory must end"),
                       lab_endings=MEMORY_ENDINGS)
@@ -115,6 +119,9 @@ def memory_per_connection(lab: Lab, deadline_s: float = 600.0, in_flight: int = 
     evidence = {
         "tcp_mem": tcp_mem, "aborted_on_memory": aborted, "aborted_on_memory_at_release": at_release,
         "ending": detail, "ramp_ended": ramp_end, "at_ramp_end": at_end.get("hosts", {}),
+        "counters_grown_in_ramp": _grown(all_before, at_end.get("counters", {})),
+        "console_during": [line for line in console(200_000).removeprefix(console_before).splitlines()
+                           if line.strip()][-20:],
         "clients_at_ramp_end": {name: ramp.client_endings.get(i) for i, name in enumerate(plan.clients)},
         "mem_total": mem_total, "mem_available_before": int(before.get("mem_available") or 0),
         "peak_held": ramp.peak, "kernel_bytes_per_connection": per_conn, "slab_samples": ramp.slab_samples,
@@ -127,8 +134,29 @@ def memory_per_connection(lab: Lab, deadline_s: float = 600.0, in_flight: int = 
     }
     if getattr(lab.server.host, "accel", "") == "tcg":
         evidence["rates"] = "measured on TCG (qemu's software CPU): rates and times are slower than hardware"
-    return observation(lab, "memory_per_connection", exp, observed=ramp.peak, ended_by=ended, bound=bound,
-                       duration_s=time.monotonic() - ramp.start, evidence=evidence)
+    stalls = evidence["nic_stalls"] = _nic_stalls(lab, consoles_before)
+    obs = observation(lab, "memory_per_connection", exp, observed=ramp.peak, ended_by=ended, bound=bound,
+                      duration_s=time.monotonic() - ramp.start, evidence=evidence)
+    if stalls and ended not in MEMORY_ENDINGS:  # the emulator, not the box's memory, stopped the ramp
+        obs.disturbed = (f"a guest's emulated NIC stopped transmitting during the ramp ({stalls[0]}), and "
+                         f"the ramp ended by '{ended}', not by memory: the count is where the emulation "
+                         "stalled")
+    return obs
+
+
+def _consoles(lab: Lab) -> dict[str, str]:
+    """Every guest's console so far (empty for hosts that have none)."""
+    return {h.name: getattr(h.host, "console_tail", lambda limit: "")(200_000) for h in [lab.server, *lab.clients]}
+
+
+def _nic_stalls(lab: Lab, before: dict[str, str]) -> list[str]:
+    """The console lines, since ``before``, in which a guest's kernel said its NIC's transmit queue
+    timed out (virtio-net under qemu's software CPU)."""
+    stalls = []
+    for name, text in _consoles(lab).items():
+        new = text.removeprefix(before.get(name, ""))
+        stalls += [f"{name}: {m.group(0).strip()}" for m in NIC_STALL.finditer(new)]
+    return stalls[:5]
 
 
 def _at_ramp_end(lab: Lab) -> dict[str, Any]:
@@ -145,11 +173,23 @@ def _at_ramp_end(lab: Lab) -> dict[str, Any]:
         hosts[host.name] = {"tcp_mem_pages": seen.get("tcp_mem_pages"), "tcp_mem": seen.get("tcp_mem"),
                             "sockets_in_use": seen.get("in_use"), "orphans": seen.get("orphans"),
                             "mem_available": seen.get("mem_available")}
+        out.setdefault("counters", {})[host.name] = reading["counters"]
         if host is lab.server:
             out["server_counters"] = reading["counters"]
         else:
             hosts[host.name]["port_range"] = host.sysctls([PORT_RANGE])[PORT_RANGE]
     return out
+
+
+def _grown(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per host, the kernel counters that grew between the two readings (what the ramp made happen)."""
+    grown: dict[str, dict[str, int]] = {}
+    for host, counters in after.items():
+        was = before.get(host, {})
+        moved = {k: int(v) - int(was.get(k, 0)) for k, v in counters.items()
+                 if k in was and isinstance(v, int) and int(v) > int(was.get(k, 0))}
+        grown[host] = dict(sorted(moved.items()))
+    return grown
 
 
 def _delta(before: dict[str, Any] | None, after: dict[str, Any] | None, key: str) -> int:
