@@ -59,8 +59,8 @@ def memory_per_connection(lab: Lab, deadline_s: float = 600.0, in_flight: int = 
     before = lab.server.agent_once("limits")
     mem_total = int(before.get("mem_total") or 0)
     console = getattr(lab.server.host, "console_tail", lambda limit: "")
-    console_before = console(200_000)
     consoles_before = _consoles(lab)
+    console_before = consoles_before[lab.server.name]
     sources = sum(len(c.addresses) for c in lab.clients)
     # past half its range a source's every connect() walks the used even ports first (port parity),
     # which on a software CPU stalls the ramp: no source is planned past half of WIDE_PORTS
