@@ -197,7 +197,8 @@ def pin_own_kernel_for_hold(lab: Lab, connections: int) -> None:
     tcp_max_orphans (half the TCP hash: 2,048 in a 384 MB guest) would have the kernel reset them
     (from a quarter of the limit, hence 4 x); TCP memory of that many sockets passes tcp_mem's
     pressure threshold (55 MB in a 1 GB guest). Either marks the figure disturbed, though the hold
-    measures ports, not memory; memory_per_connection measures memory and leaves both alone."""
+    measures ports, not memory; memory_per_connection measures memory, so it leaves the server's
+    limits alone and raises only the clients' tcp_mem."""
     if not lab.server.own_kernel:
         return
     lab.pin("all", {"net.ipv4.tcp_max_orphans": str(4 * connections), TCP_MEM: tcp_mem_for(lab, "all", connections)},

@@ -58,9 +58,7 @@ def memory_per_connection(lab: Lab, deadline_s: float = 600.0, in_flight: int = 
                             f"the {lab.provider.name} provider's hosts share this machine's memory")
     before = lab.server.agent_once("limits")
     mem_total = int(before.get("mem_total") or 0)
-    console = getattr(lab.server.host, "console_tail", lambda limit: "")
     consoles_before = _consoles(lab)
-    console_before = consoles_before[lab.server.name]
     sources = sum(len(c.addresses) for c in lab.clients)
     # past half its range a source's every connect() walks the used even ports first (port parity),
     # which on a software CPU stalls the ramp: no source is planned past half of WIDE_PORTS
@@ -94,7 +92,9 @@ def memory_per_connection(lab: Lab, deadline_s: float = 600.0, in_flight: int = 
         server.stop()
     except AgentError:  # it died (the OOM killer): how is in the console
         pass
-    said = _console_endings(console(200_000).removeprefix(console_before))
+    console_news = {name: text.removeprefix(consoles_before.get(name, "")) for name, text in _consoles(lab).items()}
+    server_news = console_news[lab.server.name]
+    said = _console_endings(server_news)
     try:  # a guest that panicked (nothing left to kill) has no session to read from: the console tells
         counters_after = lab.server.pressure()["counters"]
         tcp_mem = lab.server.sysctls(["net.ipv4.tcp_mem"])["net.ipv4.tcp_mem"]
@@ -120,8 +120,7 @@ def memory_per_connection(lab: Lab, deadline_s: float = 600.0, in_flight: int = 
         "tcp_mem": tcp_mem, "aborted_on_memory": aborted, "aborted_on_memory_at_release": at_release,
         "ending": detail, "ramp_ended": ramp_end, "at_ramp_end": at_end.get("hosts", {}),
         "counters_grown_in_ramp": _grown(all_before, at_end.get("counters", {})),
-        "console_during": [line for line in console(200_000).removeprefix(console_before).splitlines()
-                           if line.strip()][-20:],
+        "console_during": [line for line in server_news.splitlines() if line.strip()][-20:],
         "clients_at_ramp_end": {name: ramp.client_endings.get(i) for i, name in enumerate(plan.clients)},
         "mem_total": mem_total, "mem_available_before": int(before.get("mem_available") or 0),
         "peak_held": ramp.peak, "kernel_bytes_per_connection": per_conn, "slab_samples": ramp.slab_samples,
@@ -134,7 +133,7 @@ def memory_per_connection(lab: Lab, deadline_s: float = 600.0, in_flight: int = 
     }
     if getattr(lab.server.host, "accel", "") == "tcg":
         evidence["rates"] = "measured on TCG (qemu's software CPU): rates and times are slower than hardware"
-    stalls = evidence["nic_stalls"] = _nic_stalls(lab, consoles_before)
+    stalls = evidence["nic_stalls"] = _nic_stalls(console_news)
     obs = observation(lab, "memory_per_connection", exp, observed=ramp.peak, ended_by=ended, bound=bound,
                       duration_s=time.monotonic() - ramp.start, evidence=evidence)
     if stalls and ended not in MEMORY_ENDINGS:  # the emulator, not the box's memory, stopped the ramp
@@ -149,12 +148,11 @@ def _consoles(lab: Lab) -> dict[str, str]:
     return {h.name: getattr(h.host, "console_tail", lambda limit: "")(200_000) for h in [lab.server, *lab.clients]}
 
 
-def _nic_stalls(lab: Lab, before: dict[str, str]) -> list[str]:
-    """The console lines, since ``before``, in which a guest's kernel said its NIC's transmit queue
-    timed out (virtio-net under qemu's software CPU)."""
+def _nic_stalls(console_news: dict[str, str]) -> list[str]:
+    """The lines of each guest's new console output in which its kernel said its NIC's transmit
+    queue timed out (virtio-net under qemu's software CPU)."""
     stalls = []
-    for name, text in _consoles(lab).items():
-        new = text.removeprefix(before.get(name, ""))
+    for name, new in console_news.items():
         stalls += [f"{name}: {m.group(0).strip()}" for m in NIC_STALL.finditer(new)]
     return stalls[:5]
 

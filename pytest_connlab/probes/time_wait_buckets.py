@@ -44,11 +44,12 @@ def time_wait_buckets(lab: Lab, extra: int = 1000) -> Observation:
     low, high = client_port_range(lab)
     pool = high - low + 1
     count = min(limit + extra, 60_000)
-    pin_churn_conditions(lab, queue=churn_queue(count))
+    queue = churn_queue(count)
+    pin_churn_conditions(lab, queue=queue)
     exp = expectation(lab, "time_wait_buckets", (min(limit, count, pool), f"tcp_max_tw_buckets {limit}"),
                       lab_endings=(NO_ERROR,))  # nothing fails here: a failure is a finding
     waited = drain_time_wait(client)
-    server = start_agent_server(lab, "close", backlog=churn_queue(count), extra=("--one-cpu",))
+    server = start_agent_server(lab, "close", backlog=queue, extra=("--one-cpu",))
     before = client.observe(server.port)
     start = time.monotonic()
     result = client.agent_once("churn", "--target", server.endpoint, "--source", client.address,
